@@ -1,0 +1,34 @@
+# One entry point for developers and CI. `make test` installs everything into .venv/ and runs
+# every tier: static checks, unit, integration (real vLLM on CPU), e2e (real Docker, when possible).
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: test venv lint unit integration e2e tiny-model clean
+
+test: venv lint
+	$(PY) -m pytest tests
+
+venv:
+	bash scripts/bootstrap_venv.sh
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy model_server microservice fp8_quant
+	$(VENV)/bin/shellcheck run_vllm.sh scripts/*.sh .ci/run
+
+unit: venv
+	$(PY) -m pytest tests/unit
+
+integration: venv
+	$(PY) -m pytest tests/integration
+
+e2e: venv
+	$(PY) -m pytest tests/e2e
+
+tiny-model: venv
+	$(PY) -m model_server.tiny_model /tmp/tiny-model
+
+clean:
+	rm -rf $(VENV) test-logs .pytest_cache .mypy_cache .ruff_cache

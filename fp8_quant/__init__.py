@@ -1,0 +1,1 @@
+"""One-shot FP8 calibration job (Intel Neural Compressor) whose output vLLM loads on Gaudi."""

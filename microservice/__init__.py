@@ -1,0 +1,1 @@
+"""LLM microservice: OPEA-compatible and OpenAI-compatible front for vLLM."""

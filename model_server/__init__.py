@@ -1,0 +1,1 @@
+"""Model server launcher: configuration → validated settings → `vllm serve` argv → exec."""

