@@ -83,13 +83,25 @@ load_env_file "${ENV_FILE}"
 run_native() {
     [[ -x "${PYTHON}" ]] || die ".venv is missing: run 'make venv' first"
     local pids=()
+    # Each service runs in its own process group (setsid): signal the group so that vLLM's
+    # engine processes go too; SIGKILL whatever is still there after STOP_GRACE_S seconds.
     stop_all() {
         trap - INT TERM EXIT
-        local pid
+        local pid waited=0
         for pid in "${pids[@]}"; do
             kill -TERM -- "-${pid}" 2>/dev/null || true
         done
+        while ((waited < ${STOP_GRACE_S:-30})); do
+            local alive=false
+            for pid in "${pids[@]}"; do
+                kill -0 -- "-${pid}" 2>/dev/null && alive=true
+            done
+            [[ "${alive}" == true ]] || break
+            sleep 1
+            waited=$((waited + 1))
+        done
         for pid in "${pids[@]}"; do
+            kill -KILL -- "-${pid}" 2>/dev/null || true
             wait "${pid}" 2>/dev/null || true
         done
     }
