@@ -1,0 +1,55 @@
+"""``python -m microservice``: validate configuration, then serve with uvicorn on LLM_USVC_PORT.
+
+A wrong value stops start-up with exit code 2 and one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import uvicorn
+
+from microservice import logs
+from microservice.app import create_app
+from microservice.settings import MicroserviceSettings, load_settings
+from model_server.config_errors import ConfigError
+
+
+def env_help() -> str:
+    lines = []
+    for name, info in MicroserviceSettings.model_fields.items():
+        default = "" if info.default is None else f" (default: {info.default})"
+        lines.append(f"{name.upper():28} {info.description}{default}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m microservice", description="Serve the LLM microservice."
+    )
+    parser.add_argument("--env-file", help="env file; exported variables win over it")
+    parser.add_argument("--help-env", action="store_true", help="list the variables read")
+    args = parser.parse_args(argv)
+    if args.help_env:
+        print(env_help())
+        return 0
+    try:
+        settings = load_settings(args.env_file)
+    except ConfigError as error:
+        print(f"microservice: {error}", file=sys.stderr)
+        return 2
+    logs.setup(settings.opea_logger_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.llm_usvc_host,
+        port=settings.llm_usvc_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,22 @@
+"""Connectors to the model server, chosen by LLM_CONNECTOR."""
+
+from __future__ import annotations
+
+import httpx
+
+from microservice.connectors.base import Completion, Connector
+from microservice.settings import MicroserviceSettings
+
+
+def build(settings: MicroserviceSettings, client: httpx.AsyncClient) -> Connector:
+    """One connector for the app's life; the langchain import only happens when chosen."""
+    if settings.llm_connector == "langchain":
+        from microservice.connectors.langchain import LangchainConnector
+
+        return LangchainConnector(settings, client)
+    from microservice.connectors.generic import GenericConnector
+
+    return GenericConnector(client, settings.llm_model_server_endpoint)
+
+
+__all__ = ["Completion", "Connector", "build"]

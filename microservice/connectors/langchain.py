@@ -1,0 +1,165 @@
+"""LangChain connector: one ``ChatOpenAI`` on vLLM's chat API, built once, on the shared pool.
+
+Upstream posted a flattened ``System: … Human: …`` prompt to /v1/completions and built a client
+per request; here the chat template applies and the pool is the app's one httpx client.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from typing import Any
+
+import httpx
+import openai
+import orjson
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_openai import ChatOpenAI
+
+from microservice.connectors.base import Completion
+from microservice.errors import UpstreamError, UpstreamFailed, UpstreamTimeout
+from microservice.settings import MicroserviceSettings
+from microservice.upstream import status_error, transport_error
+
+# Parameters the openai SDK takes by name; everything else vLLM knows goes in extra_body.
+SDK_PARAMS = frozenset(
+    {
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "seed",
+        "n",
+        "presence_penalty",
+        "frequency_penalty",
+        "logit_bias",
+        "logprobs",
+        "top_logprobs",
+        "response_format",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "user",
+    }
+)
+NOT_FORWARDED = frozenset({"model", "messages", "stream", "stream_options", "stop"})
+
+
+class LangchainConnector:
+    def __init__(self, settings: MicroserviceSettings, client: httpx.AsyncClient) -> None:
+        self._endpoint = settings.llm_model_server_endpoint
+        self._model_name = settings.llm_model_name
+        self._model = ChatOpenAI(
+            model=settings.llm_model_name,
+            base_url=f"{self._endpoint}/v1",
+            api_key="EMPTY",  # vLLM needs none; the SDK needs one
+            http_async_client=client,
+            timeout=settings.llm_request_timeout_s,
+            max_retries=0,
+            stream_usage=True,
+        )
+
+    def _kwargs(self, payload: dict[str, Any], request_id: str) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"extra_headers": {"X-Request-Id": request_id}}
+        extra: dict[str, Any] = {}
+        for key, value in payload.items():
+            if key in SDK_PARAMS:
+                kwargs[key] = value
+            elif key not in NOT_FORWARDED:
+                extra[key] = value
+        stop = payload.get("stop")
+        if stop:
+            kwargs["stop"] = [stop] if isinstance(stop, str) else stop
+        if extra:
+            kwargs["extra_body"] = extra
+        return kwargs
+
+    def _error(self, error: Exception) -> UpstreamError:
+        if isinstance(error, UpstreamError):
+            return error
+        if isinstance(error, openai.APITimeoutError):
+            return UpstreamTimeout(f"model server at {self._endpoint} did not answer in time")
+        if isinstance(error, openai.APIConnectionError):
+            cause = error.__cause__
+            if isinstance(cause, httpx.HTTPError):
+                return transport_error(cause, self._endpoint)
+            return transport_error(httpx.ConnectError(str(error)), self._endpoint)
+        if isinstance(error, openai.APIStatusError):
+            body = orjson.dumps(error.body) if error.body is not None else error.message.encode()
+            return status_error(error.status_code, body, self._endpoint)
+        if isinstance(error, httpx.HTTPError):
+            return transport_error(error, self._endpoint)
+        return UpstreamFailed(f"model server call failed: {type(error).__name__}: {error}")
+
+    async def complete(self, payload: dict[str, Any], request_id: str) -> Completion:
+        try:
+            message = await self._model.ainvoke(
+                payload["messages"], **self._kwargs(payload, request_id)
+            )
+        except Exception as error:
+            raise self._error(error) from None
+        body = self._completion_body(message)
+        return Completion(orjson.dumps(body), body)
+
+    async def stream(self, payload: dict[str, Any], request_id: str) -> AsyncGenerator[bytes, None]:
+        chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        first = True
+        try:
+            chunks = self._model.astream(payload["messages"], **self._kwargs(payload, request_id))
+            assert isinstance(chunks, AsyncGenerator)
+            async with aclosing(chunks) as stream:
+                async for chunk in stream:
+                    assert isinstance(chunk, AIMessageChunk)
+                    delta: dict[str, Any] = {"content": chunk.text}
+                    if first:
+                        delta["role"], first = "assistant", False
+                    finish = chunk.response_metadata.get("finish_reason")
+                    if chunk.text or finish or "role" in delta:
+                        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+                        yield orjson.dumps(self._chunk(chunk_id, created, [choice]))
+                    if chunk.usage_metadata:
+                        usage = _usage(chunk.usage_metadata)
+                        yield orjson.dumps(self._chunk(chunk_id, created, [], usage=usage))
+        except Exception as error:
+            raise self._error(error) from None
+
+    def _chunk(self, chunk_id: str, created: int, choices: list[Any], **extra: Any) -> Any:
+        return {
+            "id": chunk_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": self._model_name,
+            "choices": choices,
+            **extra,
+        }
+
+    def _completion_body(self, message: AIMessage) -> dict[str, Any]:
+        meta = message.response_metadata
+        return {
+            "id": message.id or f"chatcmpl-{uuid.uuid4().hex}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": meta.get("model_name", self._model_name),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": message.text},
+                    "finish_reason": meta.get("finish_reason"),
+                }
+            ],
+            "usage": _usage(message.usage_metadata),
+        }
+
+    async def aclose(self) -> None:
+        """The shared httpx client is closed by the app's lifespan."""
+
+
+def _usage(usage: Any) -> dict[str, int]:
+    usage = usage or {}
+    return {
+        "prompt_tokens": int(usage.get("input_tokens", 0)),
+        "completion_tokens": int(usage.get("output_tokens", 0)),
+        "total_tokens": int(usage.get("total_tokens", 0)),
+    }

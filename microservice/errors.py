@@ -1,0 +1,130 @@
+"""The one table from failures to HTTP answers, and the one JSON error envelope.
+
+Connectors raise ``UpstreamError`` subclasses; request checks raise ``RequestInvalid``. Every
+error answer, before or during a stream, has the OpenAI shape
+``{"error": {"message", "type", "param", "code"}}`` so the openai SDK reports it properly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from microservice.logs import get_logger
+
+
+class ServiceError(Exception):
+    """A failure with a known HTTP answer."""
+
+    status = 500
+    kind = "internal_error"
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+
+class RequestInvalid(ServiceError):
+    status = 422
+    kind = "invalid_request_error"
+
+
+class BodyNotJson(RequestInvalid):
+    status = 400
+
+
+class BodyTooLarge(RequestInvalid):
+    status = 413
+
+
+class UpstreamError(ServiceError):
+    """The model server failed us; subclasses say how."""
+
+    status = 502
+    kind = "upstream_error"
+
+
+class UpstreamUnreachable(UpstreamError):
+    status = 503
+    kind = "upstream_unavailable"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    kind = "upstream_timeout"
+
+
+class UpstreamRejected(UpstreamError):
+    """The model server refused the request (4xx): the client's fault, its message kept."""
+
+    kind = "invalid_request_error"
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class UpstreamFailed(UpstreamError):
+    """The model server answered 5xx or something that is not its API."""
+
+
+def error_body(error: ServiceError) -> dict[str, Any]:
+    return {
+        "error": {
+            "message": error.message,
+            "type": error.kind,
+            "param": error.param,
+            "code": error.status,
+        }
+    }
+
+
+def error_response(error: ServiceError) -> Response:
+    return Response(
+        orjson.dumps(error_body(error)), status_code=error.status, media_type="application/json"
+    )
+
+
+def sse_error_event(error: ServiceError) -> bytes:
+    """The in-band error a stream ends with (before ``[DONE]``) instead of just stopping."""
+    return b"data: " + orjson.dumps(error_body(error)) + b"\n\n"
+
+
+def from_validation(error: ValidationError | RequestValidationError) -> RequestInvalid:
+    """First problem of a pydantic error as one message naming the field."""
+    first = error.errors()[0]
+    loc = [str(part) for part in first.get("loc", ()) if part != "body"]
+    field = ".".join(loc) or None
+    message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    return RequestInvalid(f"{field}: {message}" if field else message, param=field)
+
+
+def install(app: FastAPI) -> None:
+    """Route every failure through the envelope (FastAPI's default is ``{"detail": ...}``)."""
+
+    async def on_service_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ServiceError)
+        if exc.status >= 500:
+            get_logger().warning("upstream failure", extra={"fields": {"error": exc.message}})
+        return error_response(exc)
+
+    async def on_validation(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        return error_response(from_validation(exc))
+
+    async def on_http(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        error = ServiceError(str(exc.detail))
+        error.status, error.kind = exc.status_code, "http_error"
+        return error_response(error)
+
+    app.add_exception_handler(ServiceError, on_service_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)

@@ -1,0 +1,44 @@
+"""Structured JSON logs with the request id of the request being served.
+
+The id lives in a context variable set by the request middleware, so every log line written
+while serving a request carries it without being passed around.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextvars import ContextVar
+
+from model_server.logs import JsonFormatter
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+LOGGER_NAME = "microservice"
+
+
+class RequestJsonFormatter(JsonFormatter):
+    """The launcher's JSON line format plus ``request_id`` when one is being served."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        request_id = request_id_var.get()
+        if request_id is not None:
+            fields = getattr(record, "fields", None)
+            record.fields = {"request_id": request_id, **(fields or {})}
+        return super().format(record)
+
+
+def setup(level: str) -> logging.Logger:
+    """JSON lines on stderr for our logger and uvicorn's error logger (access logs are ours)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RequestJsonFormatter())
+    for name in (LOGGER_NAME, "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level)
+        logger.propagate = False
+    return logging.getLogger(LOGGER_NAME)
+
+
+def get_logger() -> logging.Logger:
+    return logging.getLogger(LOGGER_NAME)

@@ -1,0 +1,75 @@
+"""Per-request bookkeeping as plain ASGI (no BaseHTTPMiddleware, which buffers streams).
+
+Accepts or makes the X-Request-Id, returns it, keeps it in the log context; counts requests by
+route and status, times them to the last body byte, tracks requests in flight; one access log
+line per request (never per chunk).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from microservice.logs import get_logger, request_id_var
+from microservice.metrics import Metrics
+
+HEADER = b"x-request-id"
+# Printable, no spaces, bounded: it is logged and forwarded, so it must not carry injections.
+VALID_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+def request_id_from(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == HEADER and VALID_ID.match(value):
+            return bytes(value).decode("ascii")
+    return uuid.uuid4().hex
+
+
+class RequestContext:
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.log = get_logger()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = request_id_from(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        token = request_id_var.set(request_id)
+        route = self.metrics.route_label(scope["path"])
+        start = time.perf_counter()
+        status = 500
+        header = (HEADER, request_id.encode("ascii"))
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - start
+            self.metrics.in_flight.dec()
+            self.metrics.requests.labels(route, str(status)).inc()
+            self.metrics.latency.labels(route).observe(elapsed)
+            self.log.info(
+                "request",
+                extra={
+                    "fields": {
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                    }
+                },
+            )
+            request_id_var.reset(token)

@@ -1,0 +1,122 @@
+"""One typed settings object for the LLM microservice, read once at start.
+
+Names are kept from the upstream OPEA microservice. Sources, highest priority first: exported
+environment variables, then an optional env file, then the defaults below. A wrong value stops
+start-up with one line (see ``load_settings``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from model_server.config_errors import ConfigError, describe
+
+DEFAULT_MODEL = "Intel/neural-chat-7b-v3-3"
+
+Connector = Literal["generic", "langchain"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+BOOLEAN_FIELDS = ("llm_disable_streaming", "llm_output_guard_exists")
+
+
+def _default_model() -> str:
+    """Upstream reads LLM_MODEL_NAME; falling back to the model server's name avoids a mismatch."""
+    return os.environ.get("LLM_VLLM_MODEL_NAME", "").strip() or DEFAULT_MODEL
+
+
+class MicroserviceSettings(BaseSettings):
+    """Everything `python -m microservice` needs; built once and handed to ``create_app``."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=False,
+        env_ignore_empty=True,
+        extra="ignore",
+        validate_default=True,
+    )
+
+    llm_model_name: str = Field(
+        default_factory=_default_model,
+        min_length=1,
+        description="Model name sent to the model server; default LLM_VLLM_MODEL_NAME, else "
+        + DEFAULT_MODEL,
+    )
+    llm_connector: Connector = Field(
+        "generic", description="generic (pooled HTTP client) or langchain (langchain-openai)."
+    )
+    llm_model_server: Literal["vllm"] = Field("vllm", description="Model server kind: vllm.")
+    llm_model_server_endpoint: str = Field(
+        "http://localhost:8008",
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+        description="Base URL of the model server (without /v1).",
+    )
+    llm_usvc_host: str = Field("0.0.0.0", min_length=1, description="Address to bind to.")
+    llm_usvc_port: int = Field(9000, ge=1, le=65535, description="Port to listen on.")
+    llm_disable_streaming: bool = Field(
+        False, description="Answer streaming requests with one JSON body (as upstream)."
+    )
+    llm_output_guard_exists: bool = Field(
+        False,
+        description="An output guardrail follows: collect streamed text into one JSON body "
+        "(as upstream).",
+    )
+    opea_logger_level: LogLevel = Field("INFO", description="Log level.")
+    llm_request_timeout_s: float = Field(
+        120.0,
+        gt=0,
+        description="Seconds to wait for the model server's answer (or its next stream chunk) "
+        "before answering 504.",
+    )
+    llm_connect_timeout_s: float = Field(
+        5.0, gt=0, description="Seconds to wait for a connection to the model server."
+    )
+    llm_max_body_bytes: int = Field(
+        1_048_576, ge=1024, description="Largest request body accepted (413 above it)."
+    )
+    llm_health_cache_s: float = Field(
+        5.0, ge=0, description="Seconds a successful model-server readiness check is reused."
+    )
+    llm_max_connections: int = Field(
+        256, ge=1, description="Pooled connections to the model server."
+    )
+
+    @field_validator("llm_connector", "llm_model_server", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("opea_logger_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("llm_model_server_endpoint", mode="after")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator(*BOOLEAN_FIELDS, mode="before")
+    @classmethod
+    def _strict_bool(cls, value: object) -> object:
+        """Accept the usual spellings only; upstream's truthiness made "False" mean true."""
+        if isinstance(value, str):
+            word = value.strip().lower()
+            if word in {"1", "true", "yes", "on"}:
+                return True
+            if word in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError("must be one of true/false, 1/0, yes/no, on/off")
+        return value
+
+
+def load_settings(env_file: str | None = None) -> MicroserviceSettings:
+    """Read the environment once; a wrong value raises ConfigError with one line."""
+    if env_file is not None and not os.path.isfile(env_file):
+        raise ConfigError(f"invalid configuration: env file {env_file!r} does not exist")
+    try:
+        return MicroserviceSettings(_env_file=env_file)
+    except ValidationError as error:
+        raise ConfigError(describe(error)) from None

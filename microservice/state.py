@@ -1,0 +1,29 @@
+"""What the routes depend on, built once per app in the lifespan and reached via ``StateDep``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from microservice.connectors import Connector
+from microservice.health import HealthChecker
+from microservice.metrics import Metrics
+from microservice.settings import MicroserviceSettings
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceState:
+    settings: MicroserviceSettings
+    connector: Connector
+    health: HealthChecker
+    metrics: Metrics
+
+
+def get_state(request: Request) -> ServiceState:
+    state: ServiceState = request.app.state.service
+    return state
+
+
+StateDep = Annotated[ServiceState, Depends(get_state)]

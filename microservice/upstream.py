@@ -1,0 +1,63 @@
+"""The one pooled HTTP client to the model server, and how its failures read as our errors."""
+
+from __future__ import annotations
+
+import httpx
+import orjson
+
+from microservice.errors import (
+    UpstreamError,
+    UpstreamFailed,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+from microservice.settings import MicroserviceSettings
+
+
+def make_client(settings: MicroserviceSettings) -> httpx.AsyncClient:
+    """Keep-alive pool sized for the service's concurrency; the read timeout is the 504 limit."""
+    return httpx.AsyncClient(
+        base_url=settings.llm_model_server_endpoint,
+        timeout=httpx.Timeout(
+            settings.llm_request_timeout_s,
+            connect=settings.llm_connect_timeout_s,
+            pool=settings.llm_request_timeout_s,
+        ),
+        limits=httpx.Limits(
+            max_connections=settings.llm_max_connections,
+            max_keepalive_connections=settings.llm_max_connections,
+        ),
+    )
+
+
+def transport_error(error: httpx.HTTPError, endpoint: str) -> UpstreamError:
+    if isinstance(error, httpx.TimeoutException) and not isinstance(error, httpx.ConnectTimeout):
+        return UpstreamTimeout(f"model server at {endpoint} did not answer in time")
+    if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
+        return UpstreamUnreachable(f"model server at {endpoint} is unreachable: {error}")
+    return UpstreamFailed(f"model server at {endpoint} failed: {type(error).__name__}: {error}")
+
+
+def upstream_message(body: bytes) -> str:
+    """vLLM's own words: ``{"error": {"message"}}``, ``{"message"}`` or ``{"detail"}``."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body.decode(errors="replace")[:500]
+    if isinstance(data, dict):
+        inner = data.get("error")
+        if isinstance(inner, dict) and "message" in inner:
+            return str(inner["message"])
+        for key in ("message", "detail", "error"):
+            if key in data:
+                return str(data[key])
+    return str(data)[:500]
+
+
+def status_error(status: int, body: bytes, endpoint: str) -> UpstreamError:
+    """4xx: the client's request was refused (kept, vLLM's message); 5xx and others: 502."""
+    message = upstream_message(body)
+    if 400 <= status < 500:
+        return UpstreamRejected(message, status=400 if status in (400, 422) else status)
+    return UpstreamFailed(f"model server at {endpoint} answered {status}: {message}")
