@@ -1,0 +1,100 @@
+"""One typed settings object for the calibration job, read once at start.
+
+Variable names are the stack's own (``LLM_VLLM_MODEL_NAME``, ``HF_HOME``, ``VLLM_TP_SIZE``), so
+the job and the model server read the same ``.env`` and agree on where the result lies.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from model_server.config_errors import ConfigError, describe
+from model_server.settings import DEFAULT_MODEL, ModelServerSettings
+
+Device = Literal["cpu", "hpu"]
+ScalesDevice = Literal["GAUDI2", "GAUDI3"]
+
+
+class Fp8Settings(BaseSettings):
+    """Everything `python -m fp8_quant` needs to measure a model and publish the result."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=False,
+        env_ignore_empty=True,
+        extra="ignore",
+        validate_default=True,
+    )
+
+    llm_device: Device = Field(
+        "hpu", description="Device the measurement runs on: hpu (Gaudi) or cpu (tests, dev)."
+    )
+    llm_vllm_model_name: str = Field(
+        DEFAULT_MODEL, min_length=1, description="Hugging Face model id or local model folder."
+    )
+    hf_token: SecretStr | None = Field(
+        None, description="Hugging Face token for gated models; never logged."
+    )
+    hf_home: Path = Field(
+        Path.home() / ".cache" / "huggingface",
+        description="Hugging Face cache; the result goes to <HF_HOME>/inc/<model basename>/.",
+    )
+    fp8_dataset_path: Path = Field(
+        description="Calibration prompts: .pkl (upstream DataFrame or list), .jsonl or .txt."
+    )
+    fp8_max_samples: int | None = Field(
+        None, ge=1, description="Use at most this many prompts (the first ones); all if unset."
+    )
+    fp8_batch_size: int = Field(1, ge=1, description="Prompts per forward pass.")
+    fp8_max_seq_len: int = Field(
+        1024, ge=1, description="Tokens kept per prompt; longer prompts are truncated."
+    )
+    fp8_device_for_scales: ScalesDevice = Field(
+        "GAUDI2", description="Gaudi generation the scales are for (GAUDI2 scales also run on G3)."
+    )
+    vllm_tp_size: int = Field(
+        1, ge=1, description="Tensor parallel size vLLM will serve with: one file set per rank."
+    )
+
+    @field_validator("llm_device", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("fp8_device_for_scales", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @property
+    def quant_config_path(self) -> Path:
+        """Where vLLM looks for the quantization json: the model server's own default."""
+        view = ModelServerSettings.model_construct(
+            llm_vllm_model_name=self.llm_vllm_model_name, hf_home=self.hf_home, quant_config=None
+        )
+        return view.resolved_quant_config
+
+    @property
+    def result_dir(self) -> Path:
+        return self.quant_config_path.parent
+
+    def summary(self) -> dict[str, object]:
+        """What the log shows: every value except the token, which is only said to be set."""
+        values = self.model_dump(exclude={"hf_token"})
+        values["hf_token"] = "***" if self.hf_token is not None else None
+        return {
+            key: str(value) if isinstance(value, Path) else value for key, value in values.items()
+        }
+
+
+def load_settings(env_file: Path | None = None) -> Fp8Settings:
+    """Read the environment (and ``env_file``, which exported variables override) once."""
+    if env_file is not None and not env_file.is_file():
+        raise ConfigError(f"invalid configuration: env file {str(env_file)!r} does not exist")
+    try:
+        return Fp8Settings(_env_file=env_file)
+    except ValidationError as error:
+        raise ConfigError(describe(error)) from None

@@ -1,0 +1,103 @@
+"""Result layout: INC's file names (per TP rank too), configs, rank expansion, completeness."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fp8_quant import layout
+
+
+def test_measurement_names_follow_inc() -> None:
+    assert layout.measurement_stem() == "inc_output_hooks_maxabs"
+    assert layout.measurement_stem(1, 2) == "inc_output_hooks_maxabs_1_2"
+    assert layout.stem_files("s") == ["s.npz", "s.json", "s_mod_list.json"]
+
+
+def test_expected_files_per_rank() -> None:
+    single = layout.expected_files("GAUDI2", 1)
+    assert single[:2] == ["maxabs_quant_g2.json", "maxabs_measure_g2.json"]
+    assert "g2/inc_output_hooks_maxabs.npz" in single
+    assert not any("_0_1" in name for name in single)
+    tp4 = layout.expected_files("GAUDI3", 4)
+    for rank in range(4):
+        assert f"g3/inc_output_hooks_maxabs_{rank}_4.npz" in tp4
+        assert f"g3/inc_output_hooks_maxabs_{rank}_4_mod_list.json" in tp4
+    assert len(tp4) == 2 + 3 * 5
+
+
+@pytest.mark.parametrize(("device", "qdq"), [("cpu", True), ("hpu", None)])
+def test_render_config(device: str, qdq: bool | None) -> None:
+    dump = Path("/cache/inc/m/g2/inc_output")
+    quant = layout.render_config(layout.QUANT_TEMPLATE, dump, device, "GAUDI2")
+    assert quant["mode"] == "QUANTIZE"
+    assert quant["scale_method"] == "maxabs_hw"
+    assert quant["dump_stats_path"] == str(dump)
+    assert quant["device_for_scales"] == "GAUDI2"
+    assert quant.get("use_qdq") is qdq
+    measure = layout.render_config(layout.MEASURE_TEMPLATE, dump, device, "GAUDI2")
+    assert measure["mode"] == "MEASURE"
+    assert measure["blocklist"]["names"] == quant["blocklist"]["names"] == ["lm_head"]
+
+
+def _fake_measurement(folder: Path, nodes: dict[str, object]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = layout.measurement_stem()
+    body = {"GlobalRank": None, "LocalRank": None, "Mode": "DynamicRange", "Nodes": nodes}
+    listed = {
+        name: {key: [np.asarray(v).tolist() for v in values] for key, values in node.items()}
+        for name, node in nodes.items()  # type: ignore[union-attr]
+    }
+    layout.write_json(folder / f"{stem}.json", {**body, "Nodes": listed})
+    np.savez(folder / f"{stem}.npz", body)  # type: ignore[arg-type]
+    layout.write_json(folder / f"{stem}_mod_list.json", list(nodes))
+
+
+def test_expand_ranks_writes_one_set_per_rank(tmp_path: Path) -> None:
+    nodes = {"model.layers.0.mlp.down_proj": {"inputs": [np.array([[2.5]], dtype=np.float32)]}}
+    _fake_measurement(tmp_path, nodes)
+    written = layout.expand_ranks(tmp_path, 2)
+    assert sorted(p.name for p in written) == sorted(
+        layout.stem_files("inc_output_hooks_maxabs_0_2")
+        + layout.stem_files("inc_output_hooks_maxabs_1_2")
+    )
+    for rank in range(2):
+        stem = layout.measurement_stem(rank, 2)
+        assert json.loads((tmp_path / f"{stem}.json").read_text())["LocalRank"] == rank
+        with np.load(tmp_path / f"{stem}.npz", allow_pickle=True) as npz:
+            payload = npz["arr_0"].item()
+        assert payload["LocalRank"] == rank
+        assert float(payload["Nodes"]["model.layers.0.mlp.down_proj"]["inputs"][0][0][0]) == 2.5
+    assert layout.expand_ranks(tmp_path, 1) == []
+
+
+def test_check_measurements(tmp_path: Path) -> None:
+    stem = layout.measurement_stem()
+    _fake_measurement(tmp_path / "ok", {"a": {"inputs": [np.array([[1.0]])]}})
+    assert layout.check_measurements(tmp_path / "ok" / f"{stem}.npz") == 1
+    _fake_measurement(tmp_path / "empty", {})
+    with pytest.raises(ValueError, match="no measured layers"):
+        layout.check_measurements(tmp_path / "empty" / f"{stem}.npz")
+    _fake_measurement(tmp_path / "nan", {"a": {"inputs": [np.array([[float("nan")]])]}})
+    with pytest.raises(ValueError, match="layer a has missing or non-finite"):
+        layout.check_measurements(tmp_path / "nan" / f"{stem}.json")
+
+
+def test_manifest_marks_complete_only_with_every_file(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text("{}")
+    assert layout.read_manifest(tmp_path) is None
+    manifest = {"files": layout.file_sizes(tmp_path, ["a.json"])}
+    layout.write_json(tmp_path / layout.MANIFEST_FILE, manifest)
+    assert layout.read_manifest(tmp_path) == manifest
+    (tmp_path / "a.json").write_text("{ }")  # truncated or rewritten: not the recorded file
+    assert layout.read_manifest(tmp_path) is None
+    (tmp_path / "a.json").unlink()
+    assert layout.read_manifest(tmp_path) is None
+    (tmp_path / layout.MANIFEST_FILE).write_text("{not json")
+    assert layout.read_manifest(tmp_path) is None
+    shutil.rmtree(tmp_path)
+    assert layout.read_manifest(tmp_path) is None
