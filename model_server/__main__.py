@@ -10,23 +10,16 @@ import os
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from model_server import logs
-from model_server.config_errors import ConfigError, describe
+from model_server.config_errors import ConfigError
+from model_server.config_loading import load
 from model_server.preload import find_preload_libs
 from model_server.render import merged_env, render
 from model_server.settings import ModelServerSettings
 
 
 def load_settings(env_file: Path | None) -> ModelServerSettings:
-    """Read the environment (and ``env_file``, which exported variables override) once."""
-    if env_file is not None and not env_file.is_file():
-        raise ConfigError(f"invalid configuration: env file {str(env_file)!r} does not exist")
-    try:
-        return ModelServerSettings(_env_file=env_file)
-    except ValidationError as error:
-        raise ConfigError(describe(error)) from None
+    return load(ModelServerSettings, env_file)
 
 
 def env_help() -> str:

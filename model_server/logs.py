@@ -22,10 +22,11 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(event, default=str)
 
 
-def setup(level: str = "INFO") -> logging.Logger:
+def setup(name: str = "model_server", level: str | int = "INFO") -> logging.Logger:
+    """A logger that writes JSON lines to stderr and does not pass records further up."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("model_server")
+    logger = logging.getLogger(name)
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False

@@ -13,6 +13,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from model_server.config_loading import lowercase, strict_bool
+
 Device = Literal["cpu", "hpu"]
 Dtype = Literal["auto", "bfloat16", "float16", "half", "float32", "float"]
 
@@ -20,8 +22,9 @@ DEFAULT_MODEL = "Intel/neural-chat-7b-v3-3"
 QUANT_CONFIG_FILE = "maxabs_quant_g2.json"
 
 
-def _lower(value: object) -> object:
-    return value.strip().lower() if isinstance(value, str) else value
+def default_quant_config(hf_home: Path, model_name: str) -> Path:
+    """Where the FP8 job writes, and vLLM reads, the INC quantization json for a model."""
+    return hf_home / "inc" / Path(model_name.rstrip("/")).name / QUANT_CONFIG_FILE
 
 
 class ModelServerSettings(BaseSettings):
@@ -100,26 +103,14 @@ class ModelServerSettings(BaseSettings):
         + QUANT_CONFIG_FILE,
     )
 
-    _lowercase = field_validator("llm_device", "vllm_dtype", mode="before")(_lower)
-
-    @field_validator(
+    _lowercase = field_validator("llm_device", "vllm_dtype", mode="before")(lowercase)
+    _booleans = field_validator(
         "vllm_cpu_preload",
         "vllm_skip_warmup",
         "pt_hpu_enable_lazy_collectives",
         "if_fp8_quantization",
         mode="before",
-    )
-    @classmethod
-    def _strict_bool(cls, value: object) -> object:
-        """Accept the usual spellings only; a typo must not silently mean false."""
-        if isinstance(value, str):
-            word = value.strip().lower()
-            if word in {"1", "true", "yes", "on"}:
-                return True
-            if word in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError("must be one of true/false, 1/0, yes/no, on/off")
-        return value
+    )(strict_bool)
 
     @model_validator(mode="after")
     def _device_rules(self) -> ModelServerSettings:
@@ -130,12 +121,7 @@ class ModelServerSettings(BaseSettings):
         return self
 
     @property
-    def model_basename(self) -> str:
-        """Folder name the FP8 job uses under inc/: the last path part of the model id."""
-        return Path(self.llm_vllm_model_name.rstrip("/")).name
-
-    @property
     def resolved_quant_config(self) -> Path:
         if self.quant_config is not None:
             return self.quant_config
-        return self.hf_home / "inc" / self.model_basename / QUANT_CONFIG_FILE
+        return default_quant_config(self.hf_home, self.llm_vllm_model_name)

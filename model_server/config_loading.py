@@ -1,0 +1,48 @@
+"""Shared rules for reading a service's settings, so every service starts and fails alike.
+
+Each service (model_server, microservice, fp8_quant) owns its settings class; this module holds
+what they have in common: strict booleans, case-insensitive choices, and one load function that
+turns any validation failure into a one-line ConfigError.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
+
+from model_server.config_errors import ConfigError, describe
+
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"0", "false", "no", "off"})
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+
+def strict_bool(value: object) -> object:
+    """Accept the usual spellings only: upstream's truthiness made "False" mean true."""
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+        raise ValueError("must be one of true/false, 1/0, yes/no, on/off")
+    return value
+
+
+def lowercase(value: object) -> object:
+    """Choices such as devices and connectors are case-insensitive."""
+    return value.strip().lower() if isinstance(value, str) else value
+
+
+def load(settings_cls: type[SettingsT], env_file: Path | str | None = None) -> SettingsT:
+    """Read the environment (and ``env_file``, which exported variables override) once."""
+    if env_file is not None and not Path(env_file).is_file():
+        raise ConfigError(f"invalid configuration: env file {str(env_file)!r} does not exist")
+    try:
+        return settings_cls(_env_file=env_file)
+    except ValidationError as error:
+        raise ConfigError(describe(error)) from None
