@@ -19,7 +19,12 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_openai import ChatOpenAI
 
 from microservice.connectors.base import Completion
-from microservice.errors import UpstreamError, UpstreamFailed, UpstreamTimeout
+from microservice.errors import (
+    UpstreamError,
+    UpstreamFailed,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
 from microservice.settings import MicroserviceSettings
 from microservice.upstream import status_error, transport_error
 
@@ -82,7 +87,7 @@ class LangchainConnector:
         if isinstance(error, openai.APITimeoutError):
             return UpstreamTimeout(f"model server at {self._endpoint} did not answer in time")
         if isinstance(error, openai.APIConnectionError):
-            cause = error.__cause__
+            cause = error.__cause__ or error.__context__
             if isinstance(cause, httpx.HTTPError):
                 return transport_error(cause, self._endpoint)
             return transport_error(httpx.ConnectError(str(error)), self._endpoint)
@@ -105,13 +110,14 @@ class LangchainConnector:
 
     async def stream(self, payload: dict[str, Any], request_id: str) -> AsyncGenerator[bytes, None]:
         chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-        first = True
+        first, started = True, False
         try:
             chunks = self._model.astream(payload["messages"], **self._kwargs(payload, request_id))
             assert isinstance(chunks, AsyncGenerator)
             async with aclosing(chunks) as stream:
                 async for chunk in stream:
                     assert isinstance(chunk, AIMessageChunk)
+                    started = True
                     delta: dict[str, Any] = {"content": chunk.text}
                     if first:
                         delta["role"], first = "assistant", False
@@ -123,7 +129,10 @@ class LangchainConnector:
                         usage = _usage(chunk.usage_metadata)
                         yield orjson.dumps(self._chunk(chunk_id, created, [], usage=usage))
         except Exception as error:
-            raise self._error(error) from None
+            mapped = self._error(error)
+            if started and isinstance(mapped, UpstreamUnreachable):
+                mapped = UpstreamFailed(f"model server connection lost mid-stream: {error}")
+            raise mapped from None
 
     def _chunk(self, chunk_id: str, created: int, choices: list[Any], **extra: Any) -> Any:
         return {
@@ -138,7 +147,7 @@ class LangchainConnector:
     def _completion_body(self, message: AIMessage) -> dict[str, Any]:
         meta = message.response_metadata
         return {
-            "id": message.id or f"chatcmpl-{uuid.uuid4().hex}",
+            "id": meta.get("id") or f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": meta.get("model_name", self._model_name),

@@ -1,0 +1,54 @@
+"""Small helpers the microservice integration tests share."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from typing import Any
+
+import httpx
+
+from tests.helpers.processes import Server
+
+
+def post(server: Server, body: dict[str, Any], **kwargs: Any) -> httpx.Response:
+    return httpx.post(server.base_url + "/v1/chat/completions", json=body, timeout=120, **kwargs)
+
+
+def sse_data(text: str) -> list[str]:
+    """The ``data:`` payloads of an SSE body, in order."""
+    return [line[len("data: ") :] for line in text.split("\n") if line.startswith("data: ")]
+
+
+def opea_stream_text(events: list[str]) -> str:
+    """Join upstream-format events (``data: 'chunk'``) back into the text."""
+    assert events[-1] == "[DONE]", events[-3:]
+    return "".join(ast.literal_eval(e) for e in events[:-1])
+
+
+def openai_stream_text(events: list[str]) -> str:
+    assert events[-1] == "[DONE]", events[-3:]
+    chunks = [json.loads(e) for e in events[:-1]]
+    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
+    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+
+
+def vllm_chat(vllm: Server, model: str, messages: list[dict[str, str]], **params: Any) -> str:
+    """What vLLM answers when called directly: the reference for our answers."""
+    response = httpx.post(
+        vllm.base_url + "/v1/chat/completions",
+        json={"model": model, "messages": messages, **params},
+        timeout=120,
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["choices"][0]["message"]["content"])
+
+
+def metric(text: str, name: str, labels: str = "") -> float:
+    """Sum of the samples of ``name`` (optionally only those whose labels contain ``labels``)."""
+    total = 0.0
+    for match in re.finditer(rf"^{re.escape(name)}(\{{[^}}]*\}})? (\S+)$", text, re.M):
+        if labels in (match.group(1) or ""):
+            total += float(match.group(2))
+    return total
