@@ -13,17 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from fp8_quant import dataset as datasets
-from fp8_quant import layout, publish
+from fp8_quant import layout, publish, vllm_names
 from fp8_quant.errors import JobError
 from fp8_quant.settings import Fp8Settings
 from model_server.settings import QUANT_CONFIG_FILE
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2  # 2: measurements renamed to vLLM's modules, raw dump under hf_names/
 
 
 def fingerprint(settings: Fp8Settings, data: datasets.Dataset) -> dict[str, Any]:
     """What makes two results interchangeable; a stored result is reused only on a match."""
     return {
+        "format": MANIFEST_FORMAT,
         "model": settings.llm_vllm_model_name,
         "dataset_sha256": data.sha256,
         "samples": len(data.samples),
@@ -101,29 +102,22 @@ class Job:
         s = self.settings
         scales = s.fp8_device_for_scales
         measure_config = temp / layout.measure_config_name(scales)
-        measure_dump = layout.dump_stats_path(temp, scales)
-        config = layout.render_config(layout.MEASURE_TEMPLATE, measure_dump, s.llm_device, scales)
+        raw_dump = layout.dump_stats_path(temp / layout.HF_NAMES_DIR, scales)
+        config = layout.render_config(layout.MEASURE_TEMPLATE, raw_dump, s.llm_device, scales)
         layout.write_json(measure_config, config)
-        measure_dump.parent.mkdir()
+        raw_dump.parent.mkdir(parents=True)
         tokens = calibrate.measure(loaded, prompts, measure_config, s, self.event)
 
         stem = layout.measurement_stem()
+        vllm_dir = layout.dump_stats_path(temp, scales).parent
         try:
-            layers = layout.check_measurements(measure_dump.parent / f"{stem}.npz")
+            hf_layers = layout.check_measurements(raw_dump.parent / f"{stem}.npz")
+            layers = vllm_names.convert_dump(raw_dump.parent, vllm_dir)
+            layout.check_measurements(vllm_dir / f"{stem}.npz")
         except (OSError, ValueError) as error:
             raise JobError(f"calibration produced no usable measurements: {error}") from None
-        layout.expand_ranks(measure_dump.parent, s.vllm_tp_size)
-
-        # The kept configs name the final location: that is where vLLM will read them.
-        final_dump = layout.dump_stats_path(target, scales)
-        layout.write_json(
-            measure_config,
-            layout.render_config(layout.MEASURE_TEMPLATE, final_dump, s.llm_device, scales),
-        )
-        layout.write_json(
-            temp / QUANT_CONFIG_FILE,
-            layout.render_config(layout.QUANT_TEMPLATE, final_dump, s.llm_device, scales),
-        )
+        layout.expand_ranks(vllm_dir, s.vllm_tp_size)
+        self._write_configs(temp, target)
         names = layout.expected_files(scales, s.vllm_tp_size)
         manifest = {
             "format": MANIFEST_FORMAT,
@@ -131,9 +125,32 @@ class Job:
             "dataset": str(data.path),
             "tokens": tokens,
             "layers": layers,
+            "hf_layers": hf_layers,
             "quant_config": QUANT_CONFIG_FILE,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "files": layout.file_sizes(temp, names),
         }
         layout.write_json(temp / layout.MANIFEST_FILE, manifest)  # last: marks it complete
-        self.event("measured", {"layers": layers, "tokens": tokens})
+        self.event("measured", {"layers": layers, "hf_layers": hf_layers, "tokens": tokens})
+
+    def _write_configs(self, temp: Path, target: Path) -> None:
+        """The kept configs name the final location: that is where vLLM (or INC) reads them."""
+        s = self.settings
+        scales = s.fp8_device_for_scales
+        raw_dump = layout.dump_stats_path(target / layout.HF_NAMES_DIR, scales)
+        configs = {
+            layout.measure_config_name(scales): (layout.MEASURE_TEMPLATE, raw_dump, ()),
+            QUANT_CONFIG_FILE: (
+                layout.QUANT_TEMPLATE,
+                layout.dump_stats_path(target, scales),
+                vllm_names.VLLM_QUANTIZED_TYPES,
+            ),
+            f"{layout.HF_NAMES_DIR}/{QUANT_CONFIG_FILE}": (
+                layout.QUANT_TEMPLATE,
+                raw_dump,
+                vllm_names.HF_QUANTIZED_TYPES,
+            ),
+        }
+        for name, (template, dump, types) in configs.items():
+            config = layout.render_config(template, dump, s.llm_device, scales, types)
+            layout.write_json(temp / name, config)

@@ -3,11 +3,13 @@
 Layout of ``<HF_HOME>/inc/<model basename>/`` (upstream ``calibrate_model.sh`` naming)::
 
     maxabs_quant_g2.json                  QUANT_CONFIG for vLLM; dump_stats_path -> g2/inc_output
-    maxabs_measure_g2.json                the measurement config this result was made with
+    maxabs_measure_g2.json                the measurement config; dump -> hf_names/g2/inc_output
     calibration.json                      manifest, written last: the result is complete
-    g2/inc_output_hooks_maxabs.npz|.json  measurements (one process, all layers)
+    g2/inc_output_hooks_maxabs.npz|.json  measurements with vLLM module names (vllm_names.py)
     g2/inc_output_hooks_maxabs_mod_list.json
     g2/inc_output_hooks_maxabs_<rank>_<world>.npz|.json|_mod_list.json   per TP rank (world > 1)
+    hf_names/maxabs_quant_g2.json         INC config for the Hugging Face model (optimum-habana)
+    hf_names/g2/inc_output_hooks_maxabs.npz|.json|_mod_list.json   the raw dump, HF module names
 
 INC names per-rank files ``<prefix>_hooks_<observer>_<local rank>_<world size>``; vLLM with
 tensor parallelism loads the one matching each worker.
@@ -29,6 +31,7 @@ OBSERVER = "maxabs"
 MANIFEST_FILE = "calibration.json"
 MEASURE_TEMPLATE = "maxabs_measure.json"
 QUANT_TEMPLATE = "maxabs_quant.json"
+HF_NAMES_DIR = "hf_names"
 
 
 def measure_config_name(device_for_scales: str) -> str:
@@ -57,15 +60,32 @@ def expected_files(device_for_scales: str, tp_size: int) -> list[str]:
     if tp_size > 1:
         stems += [measurement_stem(rank, tp_size) for rank in range(tp_size)]
     files = [f"{sub}/{name}" for stem in stems for name in stem_files(stem)]
-    return [QUANT_CONFIG_FILE, measure_config_name(device_for_scales), *files]
+    raw = [f"{HF_NAMES_DIR}/{sub}/{name}" for name in stem_files(measurement_stem())]
+    return [
+        QUANT_CONFIG_FILE,
+        measure_config_name(device_for_scales),
+        *files,
+        f"{HF_NAMES_DIR}/{QUANT_CONFIG_FILE}",
+        *raw,
+    ]
 
 
 def render_config(
-    template: str, dump_path: Path, device: str, device_for_scales: str
+    template: str,
+    dump_path: Path,
+    device: str,
+    device_for_scales: str,
+    allow_types: tuple[str, ...] = (),
 ) -> dict[str, Any]:
-    """A shipped INC config with this run's dump path; CPU needs QDQ and explicit Gaudi scales."""
+    """A shipped INC config with this run's dump path; CPU needs QDQ and explicit Gaudi scales.
+
+    ``allow_types`` limits quantization to the module types the measurement covers: INC refuses
+    to run a quantizable module it has no measurement for.
+    """
     config: dict[str, Any] = json.loads(resources.files("fp8_quant").joinpath(template).read_text())
     config["dump_stats_path"] = str(dump_path)
+    if allow_types:
+        config["allowlist"]["types"] = list(allow_types)
     config["device_for_scales"] = device_for_scales
     if device == "cpu":
         config["use_qdq"] = True

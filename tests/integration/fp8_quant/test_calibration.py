@@ -14,11 +14,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from fp8_quant import layout
+from fp8_quant import layout, vllm_names
 from tests.conftest import CONFIG_PREFIXES
 from tests.helpers.processes import REPO_ROOT
 
@@ -118,21 +119,55 @@ def test_files_have_the_names_vllm_expects(result: Path) -> None:
     assert not [p for p in result.parent.iterdir() if ".tmp-" in p.name]
 
 
+def _positive_finite(value: object) -> list[float]:
+    flat = [float(x) for x in np.ravel(np.asarray(value, dtype=float))]
+    assert flat and all(0 < x < float("inf") for x in flat), value
+    return flat
+
+
 def test_every_linear_layer_has_finite_positive_maxima(result: Path, tiny_model: Path) -> None:
     blocked = layout.render_config(layout.QUANT_TEMPLATE, Path("x"), "cpu", "GAUDI2")
     blocklist = blocked["blocklist"]["names"]
     wanted = [n for n in _linear_layers(tiny_model) if not any(b in n for b in blocklist)]
     assert len(wanted) == 14  # 2 layers x (q, k, v, o, gate, up, down)
+    raw = result / layout.HF_NAMES_DIR / "g2" / layout.measurement_stem()
+    for suffix in (".npz", ".json"):
+        nodes = layout.load_nodes(Path(f"{raw}{suffix}"))
+        assert sorted(nodes) == sorted(wanted)
+        for name in wanted:
+            for value in [*nodes[name]["inputs"], nodes[name]["params"]["weight"]]:
+                _positive_finite(value)
+    assert json.loads(Path(f"{raw}_mod_list.json").read_text()) == list(nodes)
+
+
+def _max_over(nodes: dict[str, Any], names: list[str], pick: Callable[[Any], Any]) -> float:
+    return max(float(np.max(pick(nodes[n]))) for n in names)
+
+
+def test_published_measurements_have_vllm_names(result: Path) -> None:
+    """vLLM looks layers up by its own names; fused layers hold the maximum over the HF parts."""
+    hf = layout.load_nodes(result / layout.HF_NAMES_DIR / "g2" / f"{layout.measurement_stem()}.npz")
+    fused = {
+        "self_attn.qkv_proj": ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"],
+        "self_attn.o_proj": ["self_attn.o_proj"],
+        "mlp.gate_up_proj": ["mlp.gate_proj", "mlp.up_proj"],
+        "mlp.down_proj": ["mlp.down_proj"],
+    }
+    expected = [f"model.layers.{i}.{leaf}" for i in range(2) for leaf in fused]
     stems = [layout.measurement_stem()] + [layout.measurement_stem(r, TP_SIZE) for r in range(2)]
     for stem in stems:
+        listed = json.loads((result / "g2" / f"{stem}_mod_list.json").read_text())
+        assert listed == expected, stem
         for suffix in (".npz", ".json"):
             nodes = layout.load_nodes(result / "g2" / f"{stem}{suffix}")
-            assert sorted(nodes) == sorted(wanted), stem
-            for name in wanted:
-                maxima = [*nodes[name]["inputs"], nodes[name]["params"]["weight"]]
-                for value in maxima:
-                    flat = [float(x) for x in np.ravel(value)]
-                    assert flat and all(0 < x < float("inf") for x in flat), (stem, name, value)
+            assert list(nodes) == expected, (stem, suffix)
+            for name in expected:
+                index, leaf = name.split(".", 3)[2:]
+                parts = [f"model.layers.{index}.{part}" for part in fused[leaf]]
+                (got_input,) = _positive_finite(nodes[name]["inputs"][0])
+                (got_weight,) = _positive_finite(nodes[name]["params"]["weight"])
+                assert got_input == _max_over(hf, parts, lambda n: n["inputs"][0]), name
+                assert got_weight == _max_over(hf, parts, lambda n: n["params"]["weight"]), name
     for rank in range(TP_SIZE):
         ranked = json.loads(
             (result / "g2" / f"{layout.measurement_stem(rank, 2)}.json").read_text()
@@ -146,11 +181,17 @@ def test_quant_config_points_at_the_measurements(result: Path) -> None:
     assert quant["use_qdq"] is True  # calibrated with LLM_DEVICE=cpu
     assert quant["dump_stats_path"] == str(result / "g2" / "inc_output")
     assert Path(quant["dump_stats_path"] + "_hooks_maxabs.npz").is_file()
+    # Only the layer types measured here; vLLM's HPU attention and KV-cache nodes are not.
+    assert quant["allowlist"]["types"] == list(vllm_names.VLLM_QUANTIZED_TYPES)
+    hf_quant = json.loads((result / layout.HF_NAMES_DIR / "maxabs_quant_g2.json").read_text())
+    assert hf_quant["allowlist"]["types"] == ["Linear"]
+    assert hf_quant["dump_stats_path"] == str(result / layout.HF_NAMES_DIR / "g2" / "inc_output")
     measure = json.loads((result / "maxabs_measure_g2.json").read_text())
-    assert measure["dump_stats_path"] == quant["dump_stats_path"]
+    assert measure["dump_stats_path"] == hf_quant["dump_stats_path"]
 
 
 def test_quantize_pass_stays_close_to_unquantized(result: Path, tiny_model: Path) -> None:
+    """The HF model is quantized with the HF-named config the job publishes beside vLLM's."""
     import torch
     from neural_compressor.torch.quantization import FP8Config, convert
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -159,7 +200,8 @@ def test_quantize_pass_stays_close_to_unquantized(result: Path, tiny_model: Path
     load = AutoModelForCausalLM.from_pretrained
     reference = load(str(tiny_model), dtype=torch.bfloat16).eval()
     model = load(str(tiny_model), dtype=torch.bfloat16).eval()
-    model = convert(model, FP8Config.from_json_file(str(result / "maxabs_quant_g2.json")))
+    config = result / layout.HF_NAMES_DIR / "maxabs_quant_g2.json"
+    model = convert(model, FP8Config.from_json_file(str(config)))
     patched = [n for n, m in model.named_modules() if type(m).__name__ == "PatchedLinear"]
     assert len(patched) == 14 and not any("lm_head" in n for n in patched)
     encoded = tokenizer(PROMPTS[:4], return_tensors="pt", padding=True)

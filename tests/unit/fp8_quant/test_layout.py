@@ -27,7 +27,10 @@ def test_expected_files_per_rank() -> None:
     for rank in range(4):
         assert f"g3/inc_output_hooks_maxabs_{rank}_4.npz" in tp4
         assert f"g3/inc_output_hooks_maxabs_{rank}_4_mod_list.json" in tp4
-    assert len(tp4) == 2 + 3 * 5
+    assert "hf_names/g3/inc_output_hooks_maxabs.npz" in tp4
+    assert "hf_names/maxabs_quant_g2.json" in tp4  # INC's config name, whatever the generation
+    assert not any(name.startswith("hf_names/") and "_4" in name for name in tp4)
+    assert len(tp4) == 2 + 3 * 5 + 1 + 3
 
 
 @pytest.mark.parametrize(("device", "qdq"), [("cpu", True), ("hpu", None)])
@@ -39,9 +42,12 @@ def test_render_config(device: str, qdq: bool | None) -> None:
     assert quant["dump_stats_path"] == str(dump)
     assert quant["device_for_scales"] == "GAUDI2"
     assert quant.get("use_qdq") is qdq
+    assert quant["allowlist"]["types"] == []
     measure = layout.render_config(layout.MEASURE_TEMPLATE, dump, device, "GAUDI2")
     assert measure["mode"] == "MEASURE"
     assert measure["blocklist"]["names"] == quant["blocklist"]["names"] == ["lm_head"]
+    allowed = layout.render_config(layout.QUANT_TEMPLATE, dump, device, "GAUDI2", ("A", "B"))
+    assert allowed["allowlist"]["types"] == ["A", "B"]
 
 
 def _fake_measurement(folder: Path, nodes: dict[str, object]) -> None:

@@ -1,0 +1,134 @@
+"""Rename an INC measurement of the Hugging Face model to the module names vLLM for Gaudi uses.
+
+The job measures the ``transformers`` model, but vLLM looks measurements up by its own module
+names, and it fuses some layers: q/k/v into ``self_attn.qkv_proj`` (``QKVParallelLinear``) and
+gate/up into ``mlp.gate_up_proj`` (``MergedColumnParallelLinear``). A fused layer's tensors are the
+concatenation of its parts, so its per-tensor maximum is the maximum over the parts (its input is
+shared by the parts, so that maximum is the common value). Layers not in the table (``o_proj``,
+``down_proj``, ``lm_head``) have the same name in both.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fp8_quant.layout import measurement_stem, write_json
+
+# HF module (suffix of its dotted name) -> the vLLM module it becomes, for Llama-style decoders
+# (Llama, Mistral, Qwen2): vLLM's models/llama.py fuses these at load time.
+HF_TO_VLLM: dict[str, str] = {
+    "self_attn.q_proj": "self_attn.qkv_proj",
+    "self_attn.k_proj": "self_attn.qkv_proj",
+    "self_attn.v_proj": "self_attn.qkv_proj",
+    "mlp.gate_proj": "mlp.gate_up_proj",
+    "mlp.up_proj": "mlp.gate_up_proj",
+}
+
+# INC module types (class names) that the converted measurement covers. The vLLM quant config
+# allows only these: attention and KV-cache nodes (Matmul, B2BMatmul, VLLMKVCache, Softmax,
+# ModuleFusedSDPA) exist only in vLLM's HPU attention, are not measured here, and stay unquantized.
+VLLM_QUANTIZED_TYPES = ("QKVParallelLinear", "MergedColumnParallelLinear", "RowParallelLinear")
+HF_QUANTIZED_TYPES = ("Linear",)
+
+Node = dict[str, Any]
+
+
+def vllm_name(hf_name: str) -> str:
+    """The vLLM module name of one HF module name; unchanged when the table has no rule for it."""
+    for suffix, target in HF_TO_VLLM.items():
+        if hf_name == suffix or hf_name.endswith("." + suffix):
+            return hf_name[: len(hf_name) - len(suffix)] + target
+    return hf_name
+
+
+def _parts_of(target: str) -> list[str]:
+    """Every HF name the table fuses into ``target``, in table order."""
+    for fused in dict.fromkeys(HF_TO_VLLM.values()):
+        if target == fused or target.endswith("." + fused):
+            base = target[: len(target) - len(fused)]
+            return [base + source for source, into in HF_TO_VLLM.items() if into == fused]
+    return [target]
+
+
+def _max_of(values: list[Any], where: str) -> np.ndarray:
+    arrays = [np.asarray(v, dtype=np.float32) for v in values]
+    if any(a.shape != arrays[0].shape for a in arrays):
+        shapes = [a.shape for a in arrays]
+        raise ValueError(f"{where}: parts have different shapes {shapes} (per-tensor maxima only)")
+    result: np.ndarray = np.maximum.reduce(arrays)
+    return result
+
+
+def _merge(target: str, parts: list[Node]) -> Node:
+    """One fused node: element-wise maximum over the parts, field by field."""
+    merged: Node = {}
+    for field in ("inputs", "outputs"):
+        present = [p[field] for p in parts if field in p]
+        if not present:
+            continue
+        if len(present) != len(parts) or len({len(v) for v in present}) != 1:
+            raise ValueError(f"{target}: parts disagree on their {field}")
+        merged[field] = [
+            _max_of(list(v), f"{target} {field}[{i}]")
+            for i, v in enumerate(zip(*present, strict=True))
+        ]
+    params = [p.get("params", {}) for p in parts]
+    if len({tuple(sorted(p)) for p in params}) != 1:
+        raise ValueError(f"{target}: parts disagree on their params")
+    if params[0]:
+        merged["params"] = {k: _max_of([p[k] for p in params], f"{target} {k}") for k in params[0]}
+    return merged
+
+
+def convert_nodes(nodes: Mapping[str, Node]) -> dict[str, Node]:
+    """HF-named nodes -> vLLM-named nodes, in first-seen order; a fused layer needs all parts."""
+    groups: dict[str, list[str]] = {}
+    for name in nodes:
+        groups.setdefault(vllm_name(name), []).append(name)
+    converted: dict[str, Node] = {}
+    for target, names in groups.items():
+        if names != [target]:  # renamed: every part must be there, or the maximum is too low
+            missing = [p for p in _parts_of(target) if p not in nodes]
+            if missing or target in nodes:
+                raise ValueError(f"{target}: cannot fuse {names}; missing {missing}")
+        converted[target] = _merge(target, [nodes[n] for n in names])
+    return converted
+
+
+def convert_mod_list(names: list[str]) -> list[str]:
+    """The measured-module list with vLLM names, each fused module once."""
+    return list(dict.fromkeys(vllm_name(n) for n in names))
+
+
+def _listed(node: Node) -> Node:
+    """The JSON form INC writes: nested lists instead of arrays."""
+    out: Node = {
+        f: [np.asarray(v).tolist() for v in node[f]] for f in ("inputs", "outputs") if f in node
+    }
+    if "params" in node:
+        out["params"] = {k: np.asarray(v).tolist() for k, v in node["params"].items()}
+    return out
+
+
+def convert_dump(source_dir: Path, target_dir: Path) -> int:
+    """Write INC's single-process file set of ``source_dir`` to ``target_dir`` with vLLM names.
+
+    The .npz is what INC loads; the .json and _mod_list.json are rewritten from it so all three
+    agree. Returns the number of vLLM modules.
+    """
+    stem = measurement_stem()
+    with np.load(source_dir / f"{stem}.npz", allow_pickle=True) as npz:
+        payload: dict[str, Any] = dict(npz["arr_0"].item())
+    nodes = convert_nodes(payload["Nodes"])
+    mod_list = json.loads((source_dir / f"{stem}_mod_list.json").read_text())
+    target_dir.mkdir(parents=True, exist_ok=True)
+    np.savez(target_dir / f"{stem}.npz", {**payload, "Nodes": nodes})  # type: ignore[arg-type]
+    listed = {name: _listed(node) for name, node in nodes.items()}
+    write_json(target_dir / f"{stem}.json", {**payload, "Nodes": listed})
+    write_json(target_dir / f"{stem}_mod_list.json", convert_mod_list(mod_list))
+    return len(nodes)
