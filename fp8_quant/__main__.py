@@ -8,24 +8,13 @@ line on stderr starting with ``fp8_quant:``.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
 from fp8_quant.errors import JobError
 from fp8_quant.settings import load_settings
+from model_server import logs
 from model_server.config_errors import ConfigError
-from model_server.logs import JsonFormatter
-
-
-def setup_logging() -> logging.Logger:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
-    log = logging.getLogger("fp8_quant")
-    log.handlers[:] = [handler]
-    log.setLevel(logging.INFO)
-    log.propagate = False
-    return log
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from fp8_quant.job import Job
 
-    log = setup_logging()
+    log = logs.setup("fp8_quant")
     log.info("starting", extra={"fields": settings.summary()})
     try:
         quant_config = Job(settings, log).run(force=args.force)

@@ -9,11 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from model_server.config_errors import ConfigError, describe
-from model_server.settings import DEFAULT_MODEL, ModelServerSettings
+from model_server.config_loading import load, lowercase
+from model_server.settings import DEFAULT_MODEL, default_quant_config
 
 Device = Literal["cpu", "hpu"]
 ScalesDevice = Literal["GAUDI2", "GAUDI3"]
@@ -59,10 +59,7 @@ class Fp8Settings(BaseSettings):
         1, ge=1, description="Tensor parallel size vLLM will serve with: one file set per rank."
     )
 
-    @field_validator("llm_device", mode="before")
-    @classmethod
-    def _lower(cls, value: object) -> object:
-        return value.strip().lower() if isinstance(value, str) else value
+    _lowercase = field_validator("llm_device", mode="before")(lowercase)
 
     @field_validator("fp8_device_for_scales", mode="before")
     @classmethod
@@ -72,10 +69,7 @@ class Fp8Settings(BaseSettings):
     @property
     def quant_config_path(self) -> Path:
         """Where vLLM looks for the quantization json: the model server's own default."""
-        view = ModelServerSettings.model_construct(
-            llm_vllm_model_name=self.llm_vllm_model_name, hf_home=self.hf_home, quant_config=None
-        )
-        return view.resolved_quant_config
+        return default_quant_config(self.hf_home, self.llm_vllm_model_name)
 
     @property
     def result_dir(self) -> Path:
@@ -92,9 +86,4 @@ class Fp8Settings(BaseSettings):
 
 def load_settings(env_file: Path | None = None) -> Fp8Settings:
     """Read the environment (and ``env_file``, which exported variables override) once."""
-    if env_file is not None and not env_file.is_file():
-        raise ConfigError(f"invalid configuration: env file {str(env_file)!r} does not exist")
-    try:
-        return Fp8Settings(_env_file=env_file)
-    except ValidationError as error:
-        raise ConfigError(describe(error)) from None
+    return load(Fp8Settings, env_file)
