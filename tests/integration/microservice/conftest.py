@@ -76,6 +76,6 @@ def usvc_on_standin(request: pytest.FixtureRequest, standin_upstream: Server) ->
         "standin-model",
         LLM_CONNECTOR=request.param,
         LLM_REQUEST_TIMEOUT_S="1",
-        LLM_HEALTH_CACHE_S="30",
+        LLM_HEALTH_CACHE_S="2",
     ) as server:
         yield server

@@ -1,0 +1,129 @@
+"""Disconnects abort vLLM's work; request ids, logs, metrics; readiness while vLLM is away."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import pytest
+
+from tests.helpers.processes import Server
+from tests.integration.microservice.helpers import metric, post
+
+pytestmark = pytest.mark.integration
+
+ASKED = 480  # tokens asked for; the tiny model makes them in ~2-3 s
+
+
+def generated(vllm: Server) -> float:
+    text = httpx.get(vllm.base_url + "/metrics", timeout=10).text
+    return metric(text, "vllm:generation_tokens_total")
+
+
+def long_body(form: str, stream: bool) -> dict[str, object]:
+    if form == "opea":
+        # ignore_eos is not part of the OPEA form: ask for text until the limit instead.
+        return {"messages": {"user": "count"}, "max_new_tokens": ASKED, "streaming": stream}
+    return {
+        "messages": [{"role": "user", "content": "count"}],
+        "max_tokens": ASKED,
+        "ignore_eos": True,
+        "stream": stream,
+    }
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["streaming", "non-streaming"])
+def test_client_disconnect_aborts_generation_in_vllm(
+    usvc: Server, vllm_server: Server, stream: bool
+) -> None:
+    before = generated(vllm_server)
+    url = usvc.base_url + "/v1/chat/completions"
+    if stream:
+        with httpx.stream("POST", url, json=long_body("openai", True), timeout=60) as response:
+            lines = response.iter_lines()
+            for _ in range(4):
+                next(lines)
+    else:
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(url, json=long_body("openai", False), timeout=httpx.Timeout(60, read=0.3))
+    time.sleep(4)  # longer than the whole generation would take
+    grown = generated(vllm_server) - before
+    assert grown < ASKED / 3, f"vLLM generated {grown} of {ASKED} tokens after the disconnect"
+
+
+def test_complete_generation_counts_all_tokens(usvc: Server, vllm_server: Server) -> None:
+    """The control for the disconnect test: without a disconnect all tokens are made."""
+    before = generated(vllm_server)
+    body = long_body("openai", False) | {"max_tokens": 60}
+    assert post(usvc, body).json()["usage"]["completion_tokens"] == 60
+    assert generated(vllm_server) - before >= 60
+
+
+def test_request_id_accepted_returned_forwarded_logged(usvc: Server) -> None:
+    rid = f"test-{time.monotonic_ns()}"
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    response = post(usvc, body, headers={"X-Request-Id": rid})
+    assert response.headers["x-request-id"] == rid
+    assert response.json()["id"] == f"chatcmpl-{rid}"  # vLLM named its request by our id
+    time.sleep(0.2)
+    events = [json.loads(line) for line in usvc.log_tail(2000).splitlines() if line.startswith("{")]
+    assert any(e.get("request_id") == rid and e.get("status") == 200 for e in events)
+
+
+def test_request_id_generated_and_unsafe_ones_replaced(usvc: Server) -> None:
+    url = usvc.base_url + "/v1/health_check"
+    generated_id = httpx.get(url, timeout=10).headers["x-request-id"]
+    assert len(generated_id) == 32
+    replaced = httpx.get(url, headers={"X-Request-Id": "bad id\twith spaces"}, timeout=10)
+    assert replaced.headers["x-request-id"] != "bad id\twith spaces"
+
+
+def test_prometheus_metrics(usvc: Server) -> None:
+    def scrape() -> str:
+        return httpx.get(usvc.base_url + "/metrics", timeout=10).text
+
+    before = scrape()
+    post(usvc, {"messages": {"user": "hi"}, "max_new_tokens": 4})  # streams
+    post(usvc, {"messages": {"user": "hi"}, "max_new_tokens": 4, "streaming": False})
+    post(usvc, {"messages": {"user": "   "}})
+    after = scrape()
+
+    def grew(name: str, labels: str = "") -> float:
+        return metric(after, name, labels) - metric(before, name, labels)
+
+    route = 'route="/v1/chat/completions"'
+    assert grew("llm_usvc_requests_total", f'{route},status="200"') == 2
+    assert grew("llm_usvc_requests_total", f'{route},status="422"') == 1
+    assert grew("llm_usvc_request_duration_seconds_count", route) == 3
+    assert grew("llm_usvc_time_to_first_token_seconds_count", 'form="opea"') == 2
+    assert grew("llm_usvc_generated_tokens_total") == 8
+    assert "llm_usvc_requests_in_flight" in after
+
+
+def test_readiness_cached_when_good_never_when_bad(
+    usvc_on_standin: Server, standin_upstream: Server
+) -> None:
+    """Against the STAND-IN, which counts /health calls and can turn unhealthy on demand."""
+    control, health = standin_upstream.base_url, usvc_on_standin.base_url + "/v1/health_check"
+
+    def calls() -> int:
+        return int(httpx.get(control + "/standin/stats", timeout=5).json()["health_calls"])
+
+    httpx.post(control + "/standin/health/503", timeout=5)
+    time.sleep(2.2)  # let a good answer cached earlier (LLM_HEALTH_CACHE_S=2) expire
+    try:
+        first = calls()
+        for _ in range(3):
+            answer = httpx.get(health, timeout=10)
+            assert answer.status_code == 503
+            assert "not ready" in answer.json()["model_server"]["reason"]
+        assert calls() - first == 3  # failures are not cached
+    finally:
+        httpx.post(control + "/standin/health/200", timeout=5)
+    assert httpx.get(health, timeout=10).status_code == 200  # recovery shows at once
+    first = calls()
+    for _ in range(5):
+        body = httpx.get(health, timeout=10).json()
+        assert body["status"] == "ok" and body["model"] == "standin-model"
+    assert calls() == first  # the good answer is reused (LLM_HEALTH_CACHE_S=2)
