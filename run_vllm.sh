@@ -18,8 +18,9 @@ Usage: ./run_vllm.sh [--native] [--help]
 
 Starts the LLM serving stack on Intel Xeon (cpu) or Intel Gaudi (hpu).
 
-  --native   run the model server from .venv/ as local processes (no Docker), in the
-             foreground; Ctrl-C or SIGTERM stops everything it started
+  --native   run the model server, then (once healthy) the LLM microservice, from .venv/
+             as local processes (no Docker), in the foreground; Ctrl-C or SIGTERM stops
+             everything it started
   --help     show this help
 
 Environment:
@@ -80,6 +81,17 @@ ENV_FILE="${ROOT}/docker/${DEVICE}/.env"
 [[ -f "${ENV_FILE}" ]] || die "missing configuration file ${ENV_FILE}"
 load_env_file "${ENV_FILE}"
 
+# Poll the model server's /health until it answers 200; fail if its process ($1) is gone.
+wait_for_model_server() {
+    local pid="$1" url="http://127.0.0.1:${LLM_VLLM_PORT:-8008}/health"
+    info "waiting for the model server at ${url}"
+    until "${PYTHON}" -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+        "${url}" 2>/dev/null; do
+        kill -0 "${pid}" 2>/dev/null || return 1
+        sleep 2
+    done
+}
+
 run_native() {
     [[ -x "${PYTHON}" ]] || die ".venv is missing: run 'make venv' first"
     local pids=()
@@ -112,6 +124,14 @@ run_native() {
     info "starting model server (${DEVICE}) on port ${LLM_VLLM_PORT:-8008}"
     setsid "${PYTHON}" -m model_server --env-file "${ENV_FILE}" &
     pids+=("$!")
+
+    # The microservice starts once the model server answers /health (if it dies first,
+    # `wait -n` below reports its status).
+    if wait_for_model_server "${pids[0]}"; then
+        info "starting LLM microservice (${LLM_CONNECTOR:-generic}) on port ${LLM_USVC_PORT:-9000}"
+        setsid "${PYTHON}" -m microservice --env-file "${ENV_FILE}" &
+        pids+=("$!")
+    fi
 
     # Any child exiting ends the whole stack, with that child's status.
     local status=0
