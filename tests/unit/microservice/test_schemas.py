@@ -1,0 +1,96 @@
+"""Form detection, validation naming the field, and the payload sent to vLLM."""
+
+from __future__ import annotations
+
+import pytest
+
+from microservice.errors import BodyNotJson, RequestInvalid
+from microservice.schemas import (
+    OpeaRequest,
+    OpenAIRequest,
+    check_max_tokens,
+    parse_json,
+    parse_request,
+)
+
+
+def test_opea_form_payload_forwards_every_sampling_parameter() -> None:
+    body = parse_request(
+        {
+            "messages": {"system": "sys", "user": "hi"},
+            "max_new_tokens": 7,
+            "top_k": 10,
+            "repetition_penalty": 1.03,
+            "stop": ["x"],
+            "seed": 3,
+            "typical_p": 0.95,
+        }
+    )
+    assert isinstance(body, OpeaRequest)
+    assert body.to_vllm("m", 512) == {
+        "model": "m",
+        "messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": "hi"}],
+        "max_tokens": 7,
+        "top_p": 0.95,
+        "temperature": 0.01,
+        "top_k": 10,
+        "repetition_penalty": 1.03,
+        "stop": ["x"],
+        "seed": 3,
+    }
+
+
+def test_opea_defaults_are_upstreams() -> None:
+    body = parse_request({"messages": {"user": "hi"}})
+    assert isinstance(body, OpeaRequest)
+    assert (body.max_new_tokens, body.top_p, body.temperature, body.streaming) == (
+        1024,
+        0.95,
+        0.01,
+        True,
+    )
+    payload = body.to_vllm("m", None)
+    assert payload["messages"] == [{"role": "user", "content": "hi"}]  # no empty system
+    assert payload["max_tokens"] == 1024
+    assert "max_tokens" not in body.to_vllm("m", 512)  # the default does not fit: vLLM decides
+
+
+def test_openai_form_keeps_unknown_fields_for_vllm() -> None:
+    body = parse_request({"messages": [{"role": "user", "content": "hi"}], "ignore_eos": True})
+    assert isinstance(body, OpenAIRequest)
+    assert body.stream is False and not body.wants_usage_chunk
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({}, "messages"),
+        ({"messages": 3}, "messages"),
+        ({"messages": {"user": ""}}, "messages.user"),
+        ({"messages": {"user": "x"}, "top_p": 0}, "top_p"),
+        ({"messages": {"user": "x"}, "max_new_tokens": -1}, "max_new_tokens"),
+        ({"messages": [{"role": "user"}], "stream": "perhaps"}, "stream"),
+    ],
+)
+def test_invalid_names_the_field(data: dict[str, object], field: str) -> None:
+    with pytest.raises(RequestInvalid) as caught:
+        parse_request(data)
+    assert caught.value.param == field and caught.value.status == 422
+
+
+def test_json_checks() -> None:
+    with pytest.raises(BodyNotJson):
+        parse_json(b"{")
+    with pytest.raises(RequestInvalid):
+        parse_json(b"[]")
+
+
+def test_max_tokens_over_the_context_is_refused_only_when_asked() -> None:
+    check_max_tokens(parse_request({"messages": {"user": "x"}}), 512)  # default: fine
+    check_max_tokens(parse_request({"messages": {"user": "x"}, "max_new_tokens": 9999}), None)
+    with pytest.raises(RequestInvalid) as caught:
+        check_max_tokens(parse_request({"messages": {"user": "x"}, "max_new_tokens": 600}), 512)
+    assert caught.value.param == "max_new_tokens"
+    openai_body = parse_request({"messages": [{"role": "user"}], "max_completion_tokens": 600})
+    with pytest.raises(RequestInvalid, match="max_completion_tokens"):
+        check_max_tokens(openai_body, 512)
