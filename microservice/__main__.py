@@ -47,6 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=10,
+        # Longer than clients' idle keep-alive (httpx: 5 s, equal to uvicorn's default), so
+        # the server never closes a connection a client is just reusing.
+        timeout_keep_alive=65,
     )
     return 0
 

@@ -21,10 +21,13 @@ class RequestJsonFormatter(JsonFormatter):
     """The launcher's JSON line format plus ``request_id`` when one is being served."""
 
     def format(self, record: logging.LogRecord) -> str:
+        fields = dict(getattr(record, "fields", None) or {})
         request_id = request_id_var.get()
         if request_id is not None:
-            fields = getattr(record, "fields", None)
-            record.fields = {"request_id": request_id, **(fields or {})}
+            fields["request_id"] = request_id
+        if record.exc_info:
+            fields["exception"] = self.formatException(record.exc_info)
+        record.fields = fields
         return super().format(record)
 
 

@@ -124,4 +124,4 @@ def test_fast_answer_while_model_not_listed(vllm_server: Server, tiny_model: Pat
         health = httpx.get(usvc.base_url + "/v1/health_check", timeout=10)
         assert health.status_code == 503
         assert "not served" in health.json()["model_server"]["reason"]
-        assert_error(post(usvc, {"messages": {"user": "hi"}}), 400, "does not exist")
+        assert_error(post(usvc, {"messages": {"user": "hi"}}), 404, "does not exist")
