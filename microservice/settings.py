@@ -7,25 +7,18 @@ start-up with one line (see ``load_settings``).
 
 from __future__ import annotations
 
-import os
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from model_server.config_errors import ConfigError, describe
-
-DEFAULT_MODEL = "Intel/neural-chat-7b-v3-3"
+from model_server.config_loading import load, lowercase, strict_bool
+from model_server.settings import DEFAULT_MODEL
 
 Connector = Literal["generic", "langchain"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 BOOLEAN_FIELDS = ("llm_disable_streaming", "llm_output_guard_exists")
-
-
-def _default_model() -> str:
-    """Upstream reads LLM_MODEL_NAME; falling back to the model server's name avoids a mismatch."""
-    return os.environ.get("LLM_VLLM_MODEL_NAME", "").strip() or DEFAULT_MODEL
 
 
 class MicroserviceSettings(BaseSettings):
@@ -39,10 +32,15 @@ class MicroserviceSettings(BaseSettings):
     )
 
     llm_model_name: str = Field(
-        default_factory=_default_model,
+        DEFAULT_MODEL,
         min_length=1,
         description="Model name sent to the model server; default LLM_VLLM_MODEL_NAME, else "
         + DEFAULT_MODEL,
+    )
+    llm_vllm_model_name: str | None = Field(
+        None,
+        min_length=1,
+        description="The model server's model; the default of LLM_MODEL_NAME, so the two match.",
     )
     llm_connector: Connector = Field(
         "generic", description="generic (pooled HTTP client) or langchain (langchain-openai)."
@@ -83,10 +81,8 @@ class MicroserviceSettings(BaseSettings):
         256, ge=1, description="Pooled connections to the model server."
     )
 
-    @field_validator("llm_connector", "llm_model_server", mode="before")
-    @classmethod
-    def _lower(cls, value: object) -> object:
-        return value.strip().lower() if isinstance(value, str) else value
+    _lowercase = field_validator("llm_connector", "llm_model_server", mode="before")(lowercase)
+    _booleans = field_validator(*BOOLEAN_FIELDS, mode="before")(strict_bool)
 
     @field_validator("opea_logger_level", mode="before")
     @classmethod
@@ -98,25 +94,15 @@ class MicroserviceSettings(BaseSettings):
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")
 
-    @field_validator(*BOOLEAN_FIELDS, mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _strict_bool(cls, value: object) -> object:
-        """Accept the usual spellings only; upstream's truthiness made "False" mean true."""
-        if isinstance(value, str):
-            word = value.strip().lower()
-            if word in {"1", "true", "yes", "on"}:
-                return True
-            if word in {"0", "false", "no", "off"}:
-                return False
-            raise ValueError("must be one of true/false, 1/0, yes/no, on/off")
-        return value
+    def _model_name_follows_model_server(cls, data: Any) -> Any:
+        """Upstream reads LLM_MODEL_NAME only; following the server's model avoids a mismatch."""
+        if isinstance(data, dict) and not data.get("llm_model_name"):
+            data = {**data, "llm_model_name": data.get("llm_vllm_model_name") or DEFAULT_MODEL}
+        return data
 
 
 def load_settings(env_file: str | None = None) -> MicroserviceSettings:
     """Read the environment once; a wrong value raises ConfigError with one line."""
-    if env_file is not None and not os.path.isfile(env_file):
-        raise ConfigError(f"invalid configuration: env file {env_file!r} does not exist")
-    try:
-        return MicroserviceSettings(_env_file=env_file)
-    except ValidationError as error:
-        raise ConfigError(describe(error)) from None
+    return load(MicroserviceSettings, env_file)
