@@ -1,17 +1,18 @@
-"""`./run_vllm.sh --native`: serves from .venv/, and SIGTERM stops it and every child."""
+"""`./run_vllm.sh --native`: wrong configuration stops it at once with one line.
+
+The full native stack (vLLM, then the microservice, SIGTERM stopping both) is exercised in
+tests/integration/microservice/test_native_stack.py, which starts it once for both checks.
+"""
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 from pathlib import Path
 
-import httpx
-import psutil
 import pytest
 
-from tests.helpers.processes import REPO_ROOT, Server, free_port, wait_until_healthy
+from tests.helpers.processes import REPO_ROOT, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -35,39 +36,6 @@ def native_env(tiny_model: Path, hf_home: Path, vllm_port: int) -> dict[str, str
         STOP_GRACE_S="30",
     )
     return env
-
-
-def test_native_serves_and_sigterm_stops_every_child(tiny_model: Path, tmp_path: Path) -> None:
-    port = free_port()
-    log_path = tmp_path / "native.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [SCRIPT, "--native"],
-            env=native_env(tiny_model, tmp_path / "hf", port),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    server = Server(f"http://127.0.0.1:{port}", process, log_path)
-    try:
-        wait_until_healthy(server, "/health", timeout_s=300)
-        response = httpx.post(
-            server.base_url + "/v1/completions",
-            json={"model": str(tiny_model), "prompt": "What is deep learning?", "max_tokens": 4},
-            timeout=60,
-        )
-        assert response.status_code == 200, response.text
-        assert response.json()["choices"][0]["text"]
-
-        children = psutil.Process(process.pid).children(recursive=True)
-        assert children, "run_vllm.sh started no processes"
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 143
-        _, alive = psutil.wait_procs(children, timeout=10)
-        assert alive == [], f"still running after SIGTERM: {alive}"
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
 
 
 def run_script(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -10,6 +10,7 @@ import signal
 import subprocess
 from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 
@@ -29,7 +30,8 @@ def readme_curls() -> list[str]:
 
 
 def test_native_stack_serves_readme_curls_and_stops(tiny_model: Path, tmp_path: Path) -> None:
-    env = native_env(tiny_model, tmp_path / "hf", free_port())
+    vllm_port = free_port()
+    env = native_env(tiny_model, tmp_path / "hf", vllm_port)
     usvc_port = env["LLM_USVC_PORT"]
     log_path = tmp_path / "native.log"
     with log_path.open("wb") as log:
@@ -52,6 +54,15 @@ def test_native_stack_serves_readme_curls_and_stops(tiny_model: Path, tmp_path: 
         answer = json.loads(outputs[1])
         assert answer["prompt"] == "What is Deep Learning?" and answer["text"]
         assert opea_stream_text(sse_data(outputs[2]))
+
+        # The model server itself answers on its own port too (the README's :8008 example).
+        completion = httpx.post(
+            f"http://127.0.0.1:{vllm_port}/v1/completions",
+            json={"model": str(tiny_model), "prompt": "What is deep learning?", "max_tokens": 4},
+            timeout=60,
+        )
+        assert completion.status_code == 200, completion.text
+        assert completion.json()["choices"][0]["text"]
 
         children = psutil.Process(process.pid).children(recursive=True)
         assert any("microservice" in " ".join(c.cmdline()) for c in children)
