@@ -6,9 +6,11 @@ A wrong value stops start-up with exit code 2 and one line naming the variable.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import uvicorn
+from fastapi import FastAPI
 
 from microservice import logs
 from microservice.app import create_app
@@ -22,6 +24,17 @@ def env_help() -> str:
         default = "" if info.default is None else f" (default: {info.default})"
         lines.append(f"{name.upper():28} {info.description}{default}")
     return "\n".join(lines)
+
+
+# Several workers are separate processes: the settings validated once here reach them as JSON.
+WORKER_SETTINGS = "LLM_USVC_WORKER_SETTINGS_JSON"
+
+
+def worker_app() -> FastAPI:
+    """The app of one uvicorn worker (LLM_USVC_WORKERS > 1), from the parent's settings."""
+    settings = MicroserviceSettings.model_validate_json(os.environ[WORKER_SETTINGS])
+    logs.setup(settings.opea_logger_level)
+    return create_app(settings)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,8 +53,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"microservice: {error}", file=sys.stderr)
         return 2
     logs.setup(settings.opea_logger_level)
+    workers = settings.llm_usvc_workers
+    if workers > 1:
+        os.environ[WORKER_SETTINGS] = settings.model_dump_json()
     uvicorn.run(
-        create_app(settings),
+        create_app(settings) if workers == 1 else "microservice.__main__:worker_app",
+        factory=workers > 1,
+        workers=workers,
         host=settings.llm_usvc_host,
         port=settings.llm_usvc_port,
         log_config=None,

@@ -80,6 +80,13 @@ class MicroserviceSettings(BaseSettings):
     llm_max_connections: int = Field(
         256, ge=1, description="Pooled connections to the model server."
     )
+    llm_usvc_workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="uvicorn worker processes, for machines with more cores; each has its own "
+        "connection pool and its own /metrics.",
+    )
 
     _lowercase = field_validator("llm_connector", "llm_model_server", mode="before")(lowercase)
     _booleans = field_validator(*BOOLEAN_FIELDS, mode="before")(strict_bool)

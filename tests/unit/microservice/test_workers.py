@@ -1,0 +1,28 @@
+"""LLM_USVC_WORKERS: validated like every setting; workers rebuild the parent's settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from microservice.__main__ import WORKER_SETTINGS, worker_app
+from microservice.settings import load_settings
+from model_server.config_errors import ConfigError
+
+
+def test_workers_default_one_and_refuse_zero(clean_env: pytest.MonkeyPatch) -> None:
+    assert load_settings().llm_usvc_workers == 1
+    clean_env.setenv("LLM_USVC_WORKERS", "0")
+    with pytest.raises(ConfigError, match="LLM_USVC_WORKERS='0'"):
+        load_settings()
+
+
+def test_worker_app_uses_the_parents_settings_not_the_env(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("LLM_CONNECTOR", "langchain")
+    clean_env.setenv("LLM_USVC_WORKERS", "2")
+    parent = load_settings()
+    clean_env.setenv(WORKER_SETTINGS, parent.model_dump_json())
+    clean_env.setenv("LLM_CONNECTOR", "generic")  # changed after start: workers must not see it
+    app = worker_app()
+    assert app.title == "LLM microservice"
+    rebuilt = type(parent).model_validate_json(parent.model_dump_json())
+    assert rebuilt == parent and rebuilt.llm_connector == "langchain"
