@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test venv lint unit integration e2e tiny-model clean
+.PHONY: test venv lint unit integration e2e tiny-model bench clean
 
 test: venv lint
 	$(PY) -m pytest tests
@@ -15,7 +15,7 @@ venv:
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy model_server microservice fp8_quant
+	$(VENV)/bin/mypy model_server microservice fp8_quant bench
 	$(VENV)/bin/shellcheck run_vllm.sh scripts/*.sh .ci/run
 
 unit: venv
@@ -26,6 +26,12 @@ integration: venv
 
 e2e: venv
 	$(PY) -m pytest tests/e2e
+
+# Issue 6: real vLLM CPU, the microservice per connector and the reference passthrough, measured
+# side by side (about 10 minutes); writes bench/results/results.md, results.json, chart.png.
+bench: venv
+	$(PY) -m pip install --quiet --progress-bar off -e '.[bench]'
+	$(PY) -m bench $(BENCH_ARGS)
 
 tiny-model: venv
 	$(PY) -m model_server.tiny_model /tmp/tiny-model

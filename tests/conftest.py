@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.processes import Server, free_port, python_module, running
+from tests.helpers.server_envs import vllm_env
 
 # Variables that would leak the developer's own configuration into the tests.
 CONFIG_PREFIXES = ("LLM_", "VLLM_", "HF_", "HABANA_", "PT_HPU_", "QUANT_CONFIG", "IF_FP8", "FP8_")
@@ -36,16 +37,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def vllm_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A real vLLM CPU server on the tiny model, started through ``python -m model_server``."""
     port = free_port()
-    env = {
-        "LLM_DEVICE": "cpu",
-        "LLM_VLLM_MODEL_NAME": str(tiny_model),
-        "LLM_VLLM_HOST": "127.0.0.1",
-        "LLM_VLLM_PORT": str(port),
-        "VLLM_CPU_KVCACHE_SPACE": "1",
-        "VLLM_MAX_MODEL_LEN": "512",
-        "HF_HUB_OFFLINE": "1",
-        "HF_HOME": str(tmp_path_factory.mktemp("hf-home")),
-    }
+    env = vllm_env(str(tiny_model), port, tmp_path_factory.mktemp("hf-home"))
     log_path = Path("test-logs") / "vllm-server.log"
     with running(
         python_module("model_server"), env, port, log_path, "/health", timeout_s=300

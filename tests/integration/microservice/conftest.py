@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.processes import Server, free_port, python_module, running
+from tests.helpers.server_envs import microservice_env
 
 CONNECTORS = ("generic", "langchain")
 
@@ -21,16 +22,7 @@ CONNECTORS = ("generic", "langchain")
 def microservice(name: str, endpoint: str, model: str, **extra: str) -> Iterator[Server]:
     """Start ``python -m microservice`` on a free port; yield once its liveness answers."""
     port = free_port()
-    env = {
-        "LLM_MODEL_NAME": model,
-        "LLM_MODEL_SERVER_ENDPOINT": endpoint,
-        "LLM_USVC_HOST": "127.0.0.1",
-        "LLM_USVC_PORT": str(port),
-        "LLM_CONNECTOR": "generic",
-        "LLM_DISABLE_STREAMING": "false",
-        "LLM_OUTPUT_GUARD_EXISTS": "false",
-        **extra,
-    }
+    env = microservice_env(model, endpoint, port, **extra)
     log_path = Path("test-logs") / f"microservice-{name}.log"
     with running(python_module("microservice"), env, port, log_path, "/health", 60) as server:
         yield server

@@ -1,0 +1,40 @@
+"""``python -m bench``: the whole side-by-side benchmark of issue 6, results to bench/results/.
+
+Starts every server itself (real vLLM CPU on the tiny model, the microservice per connector,
+the reference passthrough, the relay stand-in), stops them by PID, and writes results.md,
+results.json and chart.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+from pathlib import Path
+
+from bench import chart, report, run
+from bench.goals import goals
+from bench.summary import summarise
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per scenario")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply request counts")
+    parser.add_argument("--relay-requests", type=int, default=300, help="per relay target")
+    parser.add_argument("--out", type=Path, default=Path("bench/results"))
+    parser.add_argument("--work", type=Path, help="model, logs, recording (default: a temp dir)")
+    args = parser.parse_args(argv)
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-"))
+    print(f"bench: work folder {work} (server logs in logs/)", flush=True)
+    results = asyncio.run(run.run(work, args.rounds, args.scale, args.relay_requests))
+    rows = summarise(results.records)
+    checked = goals(rows, results.relay)
+    report.write(args.out, results, rows, results.relay, checked, args.rounds)
+    chart.draw(rows, args.out / "chart.png")
+    print((args.out / "results.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

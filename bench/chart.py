@@ -1,0 +1,36 @@
+"""The PNG of issue 6: throughput ratio to direct vLLM and proxy CPU per request, by target."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.summary import DIRECT, Row
+
+CHARTED = ("non-streaming c=32", "streaming c=32")
+
+
+def draw(rows: list[Row], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    targets = list(dict.fromkeys(r.target for r in rows if r.target != DIRECT))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5), constrained_layout=True)
+    width = 0.8 / len(CHARTED)
+    for i, scenario in enumerate(CHARTED):
+        by_target = {r.target: r for r in rows if r.scenario == scenario}
+        xs = [t + i * width for t in range(len(targets))]
+        ratios = [by_target[t].ratio or 0.0 if t in by_target else 0.0 for t in targets]
+        cpu = [by_target[t].cpu_ms_per_req or 0.0 if t in by_target else 0.0 for t in targets]
+        left.bar(xs, ratios, width, label=scenario)
+        right.bar(xs, cpu, width, label=scenario)
+    left.axhline(0.85, color="grey", linestyle="--", linewidth=1, label="goal 0.85 (generic)")
+    left.set_title("Throughput ratio to direct vLLM (higher is better)")
+    right.set_title("Proxy CPU ms per request (lower is better)")
+    for axis in (left, right):
+        axis.set_xticks([t + width / 2 for t in range(len(targets))])
+        axis.set_xticklabels(targets, rotation=30, ha="right", fontsize=8)
+        axis.legend(fontsize=8)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,64 @@
+"""Issue 6's targets, each checked against the figure measured in this run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from bench.relay import RelayRow
+from bench.summary import Row
+
+GENERIC = ("generic, OpenAI form", "generic, OPEA form")
+
+
+@dataclass(frozen=True)
+class Goal:
+    goal: str
+    target: str
+    limit: float
+    measured: float | None
+    higher_is_better: bool
+
+    @property
+    def met(self) -> bool | None:
+        if self.measured is None:
+            return None
+        if self.higher_is_better:
+            return self.measured >= self.limit
+        return self.measured <= self.limit
+
+    def to_json(self) -> dict[str, object]:
+        return {**asdict(self), "met": self.met}
+
+
+def _field(rows: list[Row], scenario: str, target: str, name: str) -> float | None:
+    for row in rows:
+        if row.scenario == scenario and row.target == target:
+            value = getattr(row, name)
+            return None if value is None else float(value)
+    return None
+
+
+def goals(rows: list[Row], relay: list[RelayRow]) -> list[Goal]:
+    relay_rate = {row.target: float(row.chunks_per_core_s) for row in relay}
+    out = []
+    streamed = [*zip(GENERIC, (2.0, 2.5), strict=True)]
+    streamed += [("langchain, OpenAI form", 8.0), ("langchain, OPEA form", 8.0)]
+    for target, limit in streamed:
+        cpu = _field(rows, "streaming c=32", target, "cpu_ms_per_req")
+        out.append(Goal("proxy CPU ms per 64-token stream (c=32)", target, limit, cpu, False))
+    for target in GENERIC:
+        cpu = _field(rows, "non-streaming c=32", target, "cpu_ms_per_req")
+        out.append(Goal("proxy CPU ms per non-streaming request (c=32)", target, 0.7, cpu, False))
+    for target, limit in zip(GENERIC, (40_000, 30_000), strict=True):
+        rate = relay_rate.get(target)
+        out.append(Goal("relay chunks/s per core (stand-in upstream)", target, limit, rate, True))
+    for target in GENERIC:
+        ratio = _field(rows, "streaming c=32", target, "ratio")
+        out.append(Goal("throughput ratio to vLLM, streaming c=32", target, 0.85, ratio, True))
+    for target in GENERIC:
+        added = _field(rows, "non-streaming c=1", target, "added_p50_ms")
+        out.append(Goal("added p50 latency ms, non-streaming c=1", target, 1.0, added, False))
+    for target in GENERIC:
+        added = _field(rows, "streaming c=1", target, "added_ttft_p50_ms")
+        out.append(Goal("added p50 TTFT ms, streaming c=1", target, 1.0, added, False))
+    return out

@@ -1,0 +1,129 @@
+"""Results as JSON (everything, raw segments included) and as the markdown the README shows."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from bench.goals import Goal
+from bench.relay import RelayRow
+from bench.run import Results
+from bench.summary import Row
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
+    return str(value)
+
+
+def _table(header: list[str], lines: list[list[object]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(_cell(v) for v in line) + " |" for line in lines]
+    return out
+
+
+def markdown(results: Results, rows: list[Row], goals: list[Goal], rounds: int) -> str:
+    load = ", ".join(f"{when}: {' / '.join(map(str, avg))}" for when, avg in results.load.items())
+    text = [
+        f"Run of {results.seconds:.0f} s, {rounds} interleaved rounds per scenario, "
+        f"{os.cpu_count()} cores, load average (1/5/15 min) {load}.",
+        "",
+    ]
+    for scenario in dict.fromkeys(row.scenario for row in rows):
+        text += [f"**{scenario}**", ""]
+        header = [
+            "target",
+            "req/s",
+            "tok/s",
+            "tok/req",
+            "p50 ms",
+            "p99 ms",
+            "TTFT p50",
+            "TTFT p99",
+            "CPU ms/req",
+            "ratio to vLLM",
+            "errors",
+        ]
+        lines: list[list[object]] = [
+            [
+                r.target,
+                r.req_s,
+                r.tok_s,
+                r.tokens_per_req,
+                r.p50_ms,
+                r.p99_ms,
+                r.ttft_p50_ms,
+                r.ttft_p99_ms,
+                r.cpu_ms_per_req,
+                r.ratio,
+                r.errors,
+            ]
+            for r in rows
+            if r.scenario == scenario
+        ]
+        text += [*_table(header, lines), ""]
+    text += ["**Relay micro-benchmark** (stand-in upstream replaying a recorded vLLM stream)", ""]
+    text += _table(
+        ["target", "requests", "chunks/req", "proxy CPU s", "chunks/s per core", "chunks/s wall"],
+        [
+            [
+                r.target,
+                r.requests,
+                r.upstream_chunks_per_req,
+                r.cpu_s,
+                r.chunks_per_core_s,
+                r.wall_chunks_s,
+            ]
+            for r in results.relay
+        ],
+    )
+    text += ["", "**Memory** (resident, process tree)", ""]
+    text += _table(
+        ["microservice", "after start MB", "after 1,000 requests MB"],
+        [
+            [name, m["rss_after_start_mb"], m["rss_after_1000_mb"]]
+            for name, m in results.memory.items()
+        ],
+    )
+    text += ["", "**Targets of issue 6**", ""]
+    text += _table(
+        ["target", "for", "goal", "measured", "met"],
+        [
+            [
+                g.goal,
+                g.target,
+                ("≥ " if g.higher_is_better else "≤ ") + _cell(float(g.limit)),
+                g.measured,
+                {True: "yes", False: "**no**", None: "-"}[g.met],
+            ]
+            for g in goals
+        ],
+    )
+    return "\n".join(text) + "\n"
+
+
+def write(
+    out: Path,
+    results: Results,
+    rows: list[Row],
+    relay: list[RelayRow],
+    goals: list[Goal],
+    rounds: int,
+) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "seconds": results.seconds,
+        "rounds": rounds,
+        "load_average": results.load,
+        "rows": [row.to_json() for row in rows],
+        "relay": [row.to_json() for row in relay],
+        "memory": results.memory,
+        "goals": [goal.to_json() for goal in goals],
+        "segments": [record.to_json() for record in results.records],
+    }
+    (out / "results.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (out / "results.md").write_text(markdown(results, rows, goals, rounds))

@@ -1,0 +1,127 @@
+"""The side-by-side run: real vLLM, the microservice per connector and form, the floor.
+
+Every scenario is measured in rounds; in each round every target gets one segment, in an order
+rotated per round, so slow drifts of the machine's load fall on all targets alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from bench import forms, loadgen, measure, procstat, relay, servers
+from bench.measure import Record
+from bench.relay import RelayRow
+from bench.scenarios import Scenario, Target, scenarios
+from bench.summary import DIRECT
+
+MEMORY_REQUESTS = 1000
+SEGMENT_LIMIT_S = 90.0
+
+
+@dataclass
+class Results:
+    records: list[Record] = field(default_factory=list)
+    memory: dict[str, dict[str, float]] = field(default_factory=dict)
+    relay: list[RelayRow] = field(default_factory=list)
+    load: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _load(results: Results, when: str) -> None:
+    results.load[when] = [round(x, 2) for x in os.getloadavg()]
+
+
+async def _interleave(
+    targets: list[Target], plan: list[Scenario], rounds: int, model: str, vllm_url: str
+) -> list[Record]:
+    records = []
+    for scenario in plan:
+        for index in range(rounds):
+            shift = index % len(targets)
+            for target in targets[shift:] + targets[:shift]:
+                record = await measure.segment(
+                    target, scenario, index, model, vllm_url, SEGMENT_LIMIT_S
+                )
+                print(f"bench: {scenario.name} round {index} {target.name}: {record.ok} ok "
+                      f"in {record.wall_s:.1f}s", flush=True)  # fmt: skip
+                records.append(record)
+    return records
+
+
+async def _top_up(target: Target, model: str, served: int) -> None:
+    """Bring a microservice to MEMORY_REQUESTS served (half streaming) before reading its RSS."""
+    missing = MEMORY_REQUESTS - served
+    for stream in (False, True):
+        count = (missing + 1) // 2
+        if count > 0:
+            body = forms.body(target.form, model, 16, stream)
+            await loadgen.run_segment(
+                target.client, target.base_url, body, target.form, stream, 32, count, 120
+            )
+
+
+async def run(work: Path, rounds: int, scale: float, relay_requests: int) -> Results:
+    from model_server.tiny_model import build
+
+    started = time.monotonic()
+    results = Results()
+    _load(results, "start")
+    model = str(build(work / "model"))
+    plan = scenarios(scale)
+    async with contextlib.AsyncExitStack() as stack:
+        url = stack.enter_context(servers.vllm(Path(model), work)).base_url
+        generic = stack.enter_context(servers.microservice("generic", url, model, work))
+        langchain = stack.enter_context(
+            servers.microservice("langchain", url, model, work, LLM_CONNECTOR="langchain")
+        )
+        two = stack.enter_context(
+            servers.microservice("generic-2w", url, model, work, LLM_USVC_WORKERS="2")
+        )
+        floor = stack.enter_context(servers.passthrough("vllm", url, work))
+        proxies = {"generic": generic, "langchain": langchain, "generic, 2 workers": two}
+        rss_start = {name: procstat.rss_bytes(s.process.pid) for name, s in proxies.items()}
+
+        plan_targets: list[tuple[str, str, int | None, forms.Form]] = [
+            (DIRECT, url, None, "openai"),
+            ("passthrough (reference floor)", floor.base_url, floor.process.pid, "openai"),
+            ("generic, OPEA form", generic.base_url, generic.process.pid, "opea"),
+            ("generic, OpenAI form", generic.base_url, generic.process.pid, "openai"),
+            ("langchain, OPEA form", langchain.base_url, langchain.process.pid, "opea"),
+            ("langchain, OpenAI form", langchain.base_url, langchain.process.pid, "openai"),
+            ("generic, 2 workers, OpenAI form", two.base_url, two.process.pid, "openai"),
+        ]
+        targets = [
+            Target(name, base, form, pid, await stack.enter_async_context(loadgen.make_client(32)))
+            for name, base, pid, form in plan_targets
+        ]
+        async with httpx.AsyncClient(timeout=60) as client:
+            recording = await relay.record(client, url, model)
+        for each in targets:  # warm-up: connections, imports, vLLM's prefix cache
+            body = forms.body(each.form, model, 16, True)
+            await loadgen.run_segment(each.client, each.base_url, body, each.form, True, 4, 8, 60)
+        _load(results, "before measuring")
+        results.records = await _interleave(targets, plan, rounds, model, url)
+        _load(results, "after measuring")
+        for name, server in proxies.items():
+            pid = server.process.pid
+            served = sum(r.ok for r in results.records if _pid_of(targets, r.target) == pid)
+            first = next(t for t in targets if t.pid == pid)
+            await _top_up(first, model, served)
+            results.memory[name] = {
+                "rss_after_start_mb": round(rss_start[name] / 2**20, 1),
+                "rss_after_1000_mb": round(procstat.rss_bytes(pid) / 2**20, 1),
+            }
+    results.relay = await relay.run(recording, model, work, relay_requests)
+    _load(results, "end")
+    results.seconds = round(time.monotonic() - started, 1)
+    return results
+
+
+def _pid_of(targets: list[Target], name: str) -> int | None:
+    return next(t.pid for t in targets if t.name == name)
