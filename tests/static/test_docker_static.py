@@ -49,6 +49,7 @@ def test_compose_config_renders(stack: str) -> None:
     assert usvc["depends_on"]["llm-vllm-model-server"]["condition"] == "service_healthy"
     assert server["network_mode"] == usvc["network_mode"] == "host"
     assert server["restart"] == usvc["restart"] == "unless-stopped"
+    assert server["init"] is usvc["init"] is True  # zombies of vLLM's workers get reaped
     # The HF cache is the mounted data/ folder.
     assert server["environment"]["HF_HOME"] == "/data"
     volume = server["volumes"][0]
