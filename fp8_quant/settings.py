@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
-from model_server.config_loading import load, lowercase
+from model_server.config_loading import SETTINGS_CONFIG, load, lowercase
 from model_server.settings import DEFAULT_MODEL, default_quant_config
 
 Device = Literal["cpu", "hpu"]
@@ -22,12 +22,7 @@ ScalesDevice = Literal["GAUDI2", "GAUDI3"]
 class Fp8Settings(BaseSettings):
     """Everything `python -m fp8_quant` needs to measure a model and publish the result."""
 
-    model_config = SettingsConfigDict(
-        case_sensitive=False,
-        env_ignore_empty=True,
-        extra="ignore",
-        validate_default=True,
-    )
+    model_config = SETTINGS_CONFIG
 
     llm_device: Device = Field(
         "hpu", description="Device the measurement runs on: hpu (Gaudi) or cpu (tests, dev)."

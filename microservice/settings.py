@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
-from model_server.config_loading import load, lowercase, strict_bool
+from model_server.config_loading import SETTINGS_CONFIG, load, lowercase, strict_bool
 from model_server.settings import DEFAULT_MODEL
 
 Connector = Literal["generic", "langchain"]
@@ -24,12 +24,7 @@ BOOLEAN_FIELDS = ("llm_disable_streaming", "llm_output_guard_exists")
 class MicroserviceSettings(BaseSettings):
     """Everything `python -m microservice` needs; built once and handed to ``create_app``."""
 
-    model_config = SettingsConfigDict(
-        case_sensitive=False,
-        env_ignore_empty=True,
-        extra="ignore",
-        validate_default=True,
-    )
+    model_config = SETTINGS_CONFIG
 
     llm_model_name: str = Field(
         DEFAULT_MODEL,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from model_server.config_errors import ConfigError, describe
 
@@ -19,6 +19,15 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off"})
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
+
+# Every service reads its variables the same way: names in any case, an empty value means
+# unset (so `.env` files can list a variable without setting it), other variables ignored.
+SETTINGS_CONFIG = SettingsConfigDict(
+    case_sensitive=False,
+    env_ignore_empty=True,
+    extra="ignore",
+    validate_default=True,
+)
 
 
 def strict_bool(value: object) -> object:

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings
 
-from model_server.config_loading import lowercase, strict_bool
+from model_server.config_loading import SETTINGS_CONFIG, lowercase, strict_bool
 
 Device = Literal["cpu", "hpu"]
 Dtype = Literal["auto", "bfloat16", "float16", "half", "float32", "float"]
@@ -30,12 +30,7 @@ def default_quant_config(hf_home: Path, model_name: str) -> Path:
 class ModelServerSettings(BaseSettings):
     """Everything `python -m model_server` needs to render and start vLLM."""
 
-    model_config = SettingsConfigDict(
-        case_sensitive=False,
-        env_ignore_empty=True,
-        extra="ignore",
-        validate_default=True,
-    )
+    model_config = SETTINGS_CONFIG
 
     llm_device: Device = Field("cpu", description="Device vLLM runs on: cpu or hpu.")
     llm_vllm_model_name: str = Field(
