@@ -14,6 +14,11 @@ from microservice.errors import (
 )
 from microservice.settings import MicroserviceSettings
 
+# vLLM (uvicorn) closes a keep-alive connection after 5 s idle. Dropping ours sooner means a
+# pooled connection is never reused just as the server closes it (a ReadError, answered 502),
+# and idle connections do not linger half-closed (CLOSE-WAIT) on our side.
+UPSTREAM_KEEPALIVE_S = 2.0
+
 
 def make_client(settings: MicroserviceSettings) -> httpx.AsyncClient:
     """Keep-alive pool sized for the service's concurrency; the read timeout is the 504 limit."""
@@ -27,6 +32,7 @@ def make_client(settings: MicroserviceSettings) -> httpx.AsyncClient:
         limits=httpx.Limits(
             max_connections=settings.llm_max_connections,
             max_keepalive_connections=settings.llm_max_connections,
+            keepalive_expiry=UPSTREAM_KEEPALIVE_S,
         ),
     )
 
