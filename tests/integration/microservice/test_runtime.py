@@ -49,7 +49,8 @@ def test_client_disconnect_aborts_generation_in_vllm(
             httpx.post(url, json=long_body("openai", False), timeout=httpx.Timeout(60, read=0.3))
     time.sleep(4)  # longer than the whole generation would take
     grown = generated(vllm_server) - before
-    assert grown < ASKED / 3, f"vLLM generated {grown} of {ASKED} tokens after the disconnect"
+    # Without the abort all ASKED tokens appear; under CI load a few hundred ms pass before it.
+    assert grown < ASKED / 2, f"vLLM generated {grown} of {ASKED} tokens after the disconnect"
 
 
 def test_complete_generation_counts_all_tokens(usvc: Server, vllm_server: Server) -> None:
