@@ -9,11 +9,13 @@ import httpx
 import pytest
 
 from tests.helpers.processes import Server
+from tests.integration.microservice.disconnect import disconnect_midway
 from tests.integration.microservice.helpers import metric, post
 
 pytestmark = pytest.mark.integration
 
 ASKED = 480  # tokens asked for; the tiny model makes them in ~2-3 s
+ATTEMPTS = 5
 
 
 def generated(vllm: Server) -> float:
@@ -37,20 +39,18 @@ def long_body(form: str, stream: bool) -> dict[str, object]:
 def test_client_disconnect_aborts_generation_in_vllm(
     usvc: Server, vllm_server: Server, stream: bool
 ) -> None:
-    before = generated(vllm_server)
+    """With ignore_eos vLLM makes all ASKED tokens unless the request is aborted (the control
+    below shows it). A proxy that does not close its upstream call fails every attempt. One
+    vLLM-side miss is not the proxy's: on 2 cores vLLM itself sometimes acts on a disconnect
+    only after the generation ends (seen calling it directly, about 1 in 8 non-streaming
+    requests), and it can deliver a stream's first bytes only when most of it is made."""
     url = usvc.base_url + "/v1/chat/completions"
-    if stream:
-        with httpx.stream("POST", url, json=long_body("openai", True), timeout=60) as response:
-            lines = response.iter_lines()
-            for _ in range(4):
-                next(lines)
-    else:
-        with pytest.raises(httpx.ReadTimeout):
-            httpx.post(url, json=long_body("openai", False), timeout=httpx.Timeout(60, read=0.3))
-    time.sleep(4)  # longer than the whole generation would take
-    grown = generated(vllm_server) - before
-    # Without the abort all ASKED tokens appear; under CI load a few hundred ms pass before it.
-    assert grown < ASKED / 2, f"vLLM generated {grown} of {ASKED} tokens after the disconnect"
+    seen = []
+    for _ in range(ATTEMPTS):
+        seen.append(disconnect_midway(url, vllm_server.base_url, long_body("openai", stream)))
+        if seen[-1].total < ASKED / 2:
+            return
+    pytest.fail(f"vLLM made at least half of {ASKED} tokens after every disconnect: {seen}")
 
 
 def test_complete_generation_counts_all_tokens(usvc: Server, vllm_server: Server) -> None:
