@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from functools import partial
 
 import orjson
 from fastapi import Request
@@ -17,7 +17,7 @@ from fastapi.responses import Response
 from microservice.errors import UpstreamFailed
 from microservice.schemas import OpeaRequest
 from microservice.state import ServiceState
-from microservice.streaming import start_stream, unless_disconnected
+from microservice.streaming import sse_writes, start_stream, unless_disconnected
 
 
 async def answer(state: ServiceState, request: Request, body: OpeaRequest, rid: str) -> Response:
@@ -45,28 +45,21 @@ async def answer(state: ServiceState, request: Request, body: OpeaRequest, rid: 
     payload["stream"] = True
     payload["stream_options"] = {"include_usage": True}
     chunks = state.connector.stream(payload, rid)
-    return await start_stream(_repr_events(chunks, state, start))
+    ttft = metrics.ttft.labels("opea", "true")
+    events = sse_writes(
+        chunks, partial(_repr_event, state), lambda: ttft.observe(time.perf_counter() - start)
+    )
+    return await start_stream(events)
 
 
-async def _repr_events(
-    chunks: AsyncGenerator[bytes, None], state: ServiceState, start: float
-) -> AsyncGenerator[bytes, None]:
-    """Text deltas as ``data: 'text'`` (upstream's format); usage goes to the metrics."""
-    first = True
-    try:
-        async for raw in chunks:
-            chunk = orjson.loads(raw)
-            if "error" in chunk:
-                raise UpstreamFailed(f"model server failed mid-stream: {chunk['error']}")
-            usage = chunk.get("usage")
-            if usage:
-                state.metrics.generated_tokens.inc(int(usage.get("completion_tokens") or 0))
-            choices = chunk.get("choices")
-            text = choices[0].get("delta", {}).get("content") if choices else None
-            if text:
-                if first:
-                    state.metrics.ttft.labels("opea", "true").observe(time.perf_counter() - start)
-                    first = False
-                yield b"data: " + repr(text).encode() + b"\n\n"
-    finally:
-        await chunks.aclose()
+def _repr_event(state: ServiceState, raw: bytes) -> bytes:
+    """A text delta as ``data: 'text'`` (upstream's format); usage feeds the metric."""
+    chunk = orjson.loads(raw)
+    if "error" in chunk:
+        raise UpstreamFailed(f"model server failed mid-stream: {chunk['error']}")
+    usage = chunk.get("usage")
+    if usage:
+        state.metrics.generated_tokens.inc(int(usage.get("completion_tokens") or 0))
+    choices = chunk.get("choices")
+    text = choices[0].get("delta", {}).get("content") if choices else None
+    return b"data: " + repr(text).encode() + b"\n\n" if text else b""

@@ -7,7 +7,7 @@ bytes come back as they are, so the openai SDK and LangChain's ChatOpenAI work u
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator
+from functools import partial
 from typing import Any
 
 import orjson
@@ -16,7 +16,7 @@ from fastapi.responses import Response
 
 from microservice.schemas import OpenAIRequest
 from microservice.state import ServiceState
-from microservice.streaming import start_stream, unless_disconnected
+from microservice.streaming import sse_writes, start_stream, unless_disconnected
 
 USAGE_ONLY = b'"choices":[]'
 
@@ -35,23 +35,20 @@ async def answer(
     # Usage is always asked for (it feeds the token metric); the client sees it only if it asked.
     payload["stream_options"] = {**(body.stream_options or {}), "include_usage": True}
     chunks = state.connector.stream(payload, rid)
-    return await start_stream(_events(chunks, state, start, body.wants_usage_chunk))
+    ttft = state.metrics.ttft.labels("openai", "true")
+    events = sse_writes(
+        chunks,
+        partial(_event, state, body.wants_usage_chunk),
+        lambda: ttft.observe(time.perf_counter() - start),
+    )
+    return await start_stream(events)
 
 
-async def _events(
-    chunks: AsyncGenerator[bytes, None], state: ServiceState, start: float, show_usage: bool
-) -> AsyncGenerator[bytes, None]:
-    first = True
-    try:
-        async for chunk in chunks:
-            if USAGE_ONLY in chunk:
-                usage = orjson.loads(chunk).get("usage") or {}
-                state.metrics.generated_tokens.inc(int(usage.get("completion_tokens") or 0))
-                if not show_usage:
-                    continue
-            elif first:
-                state.metrics.ttft.labels("openai", "true").observe(time.perf_counter() - start)
-                first = False
-            yield b"data: " + chunk + b"\n\n"
-    finally:
-        await chunks.aclose()
+def _event(state: ServiceState, show_usage: bool, chunk: bytes) -> bytes:
+    """The chunk's bytes untouched, as an SSE event; usage feeds the metric."""
+    if USAGE_ONLY in chunk:
+        usage = orjson.loads(chunk).get("usage") or {}
+        state.metrics.generated_tokens.inc(int(usage.get("completion_tokens") or 0))
+        if not show_usage:
+            return b""
+    return b"data: " + chunk + b"\n\n"

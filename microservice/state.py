@@ -21,7 +21,8 @@ class ServiceState:
     metrics: Metrics
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
+    """Async on purpose: FastAPI runs a sync dependency in a thread pool, on every request."""
     state: ServiceState = request.app.state.service
     return state
 

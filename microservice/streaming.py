@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator, Awaitable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TypeVar
 
 from starlette.requests import Request
@@ -70,6 +70,29 @@ async def _ended_properly(
     finally:
         await events.aclose()
     yield DONE_EVENT
+
+
+async def sse_writes(
+    chunks: AsyncGenerator[list[bytes], None],
+    event: Callable[[bytes], bytes],
+    before_first: Callable[[], None],
+) -> AsyncGenerator[bytes, None]:
+    """One write per batch of chunks that arrived together (fewer sends, fewer awaits).
+
+    ``event`` turns a chunk into its SSE bytes (``b""`` drops it); ``before_first`` runs once,
+    before the first write (it times the first token)."""
+    first = True
+    try:
+        async for batch in chunks:
+            out = b"".join([event(chunk) for chunk in batch])
+            if not out:
+                continue
+            if first:
+                before_first()
+                first = False
+            yield out
+    finally:
+        await chunks.aclose()
 
 
 async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:

@@ -33,10 +33,11 @@ class Connector(Protocol):
         """Send a non-streaming chat request; raise UpstreamError on failure."""
         ...
 
-    def stream(self, payload: dict[str, Any], request_id: str) -> AsyncGenerator[bytes, None]:
-        """Yield each ``chat.completion.chunk`` as JSON bytes, the last one carrying usage.
+    def stream(self, payload: dict[str, Any], request_id: str) -> AsyncGenerator[list[bytes], None]:
+        """Yield lists of ``chat.completion.chunk`` JSON bytes, the last one carrying usage.
 
-        Failures before the first chunk surface on the first ``__anext__``; later ones end the
+        A list holds the chunks that arrived together, so they leave in one write. Failures
+        before the first chunk surface on the first ``__anext__``; later ones end the
         iteration with an UpstreamError. Closing the iterator closes the upstream request,
         which makes vLLM abort the generation.
         """

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+import asyncio
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import httpx
@@ -14,10 +16,44 @@ from microservice.upstream import status_error, transport_error
 
 CHAT_PATH = "/v1/chat/completions"
 DONE = b"[DONE]"
+# What may follow [DONE] before the body ends (the chunked-encoding end) is read, so that the
+# connection goes back to the pool; beyond these bounds the connection is dropped instead.
+DRAIN_LIMIT = 64 * 1024
+
+
+def split_events(buffer: bytes) -> tuple[list[bytes], bytes, bool]:
+    """The ``data:`` payloads of the complete SSE events in ``buffer``, the incomplete rest,
+    and whether ``[DONE]`` was among them (events after it are ignored)."""
+    events = buffer.split(b"\n\n")
+    rest = events.pop()
+    batch: list[bytes] = []
+    for event in events:
+        if not event.startswith(b"data: "):
+            continue  # comments and keep-alives
+        if event[6:] == DONE:
+            return batch, b"", True
+        batch.append(event[6:])
+    return batch, rest, False
+
+
+DRAIN_TIMEOUT_S = 1.0
+
+
+async def _drain(reads: AsyncIterator[bytes]) -> None:
+    """Read to the body's end, unless it is long or slow in coming (then the caller drops the
+    connection: the client's [DONE] must not wait on an upstream that misbehaves)."""
+    seen = 0
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(DRAIN_TIMEOUT_S):
+            async for data in reads:
+                seen += len(data)
+                if seen > DRAIN_LIMIT:
+                    return
 
 
 class GenericConnector:
-    """No SDK in the hot path: one POST, the answer's bytes returned or split into SSE events."""
+    """No SDK in the hot path: one POST; the answer's bytes returned, or its SSE events passed on
+    in the batches they arrived in (one write downstream per upstream read)."""
 
     def __init__(self, client: httpx.AsyncClient, endpoint: str) -> None:
         self._client = client
@@ -43,7 +79,9 @@ class GenericConnector:
         except orjson.JSONDecodeError:
             raise UpstreamFailed("model server answered with a body that is not JSON") from None
 
-    async def stream(self, payload: dict[str, Any], request_id: str) -> AsyncGenerator[bytes, None]:
+    async def stream(
+        self, payload: dict[str, Any], request_id: str
+    ) -> AsyncGenerator[list[bytes], None]:
         try:
             response = await self._client.send(self._request(payload, request_id), stream=True)
         except httpx.HTTPError as error:
@@ -51,16 +89,15 @@ class GenericConnector:
         try:
             if response.status_code != 200:
                 raise status_error(response.status_code, await response.aread(), self._endpoint)
+            reads = response.aiter_raw()
             pending = b""
-            async for data in response.aiter_raw():
-                pending += data
-                while (end := pending.find(b"\n\n")) >= 0:
-                    event, pending = pending[:end], pending[end + 2 :]
-                    if not event.startswith(b"data: "):
-                        continue  # comments and keep-alives
-                    if event[6:] == DONE:
-                        return
-                    yield event[6:]
+            async for data in reads:
+                batch, pending, done = split_events(pending + data)
+                if batch:
+                    yield batch
+                if done:
+                    await _drain(reads)
+                    return
             raise UpstreamFailed("model server closed the stream before [DONE]")
         except httpx.HTTPError as error:
             raise transport_error(error, self._endpoint) from None

@@ -108,7 +108,10 @@ class LangchainConnector:
         body = self._completion_body(message)
         return Completion(orjson.dumps(body), body)
 
-    async def stream(self, payload: dict[str, Any], request_id: str) -> AsyncGenerator[bytes, None]:
+    async def stream(
+        self, payload: dict[str, Any], request_id: str
+    ) -> AsyncGenerator[list[bytes], None]:
+        """One list per SDK chunk: the SDK hands them over one at a time."""
         chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         first, started = True, False
         try:
@@ -122,12 +125,15 @@ class LangchainConnector:
                     if first:
                         delta["role"], first = "assistant", False
                     finish = chunk.response_metadata.get("finish_reason")
+                    batch = []
                     if chunk.text or finish or "role" in delta:
                         choice = {"index": 0, "delta": delta, "finish_reason": finish}
-                        yield orjson.dumps(self._chunk(chunk_id, created, [choice]))
+                        batch.append(orjson.dumps(self._chunk(chunk_id, created, [choice])))
                     if chunk.usage_metadata:
                         usage = _usage(chunk.usage_metadata)
-                        yield orjson.dumps(self._chunk(chunk_id, created, [], usage=usage))
+                        batch.append(orjson.dumps(self._chunk(chunk_id, created, [], usage=usage)))
+                    if batch:
+                        yield batch
         except Exception as error:
             mapped = self._error(error)
             if started and isinstance(mapped, UpstreamUnreachable):

@@ -6,6 +6,7 @@ import json
 import time
 
 import httpx
+import psutil
 import pytest
 
 from tests.helpers.processes import Server
@@ -16,6 +17,7 @@ pytestmark = pytest.mark.integration
 
 ASKED = 480  # tokens asked for; the tiny model makes them in ~2-3 s
 ATTEMPTS = 5
+STREAMS = 10
 
 
 def generated(vllm: Server) -> float:
@@ -128,3 +130,23 @@ def test_readiness_cached_when_good_never_when_bad(
         body = httpx.get(health, timeout=10).json()
         assert body["status"] == "ok" and body["model"] == "standin-model"
     assert calls() == first  # the good answer is reused (LLM_HEALTH_CACHE_S=2)
+
+
+def test_streams_reuse_upstream_connections(usvc: Server, vllm_server: Server) -> None:
+    """A finished stream hands its connection to vLLM back to the pool: no new TCP connection
+    (and no TIME-WAIT socket left behind by closing one) per streamed request."""
+    port = int(vllm_server.base_url.rsplit(":", 1)[1])
+
+    def closed_by_us() -> int:
+        return sum(
+            1
+            for c in psutil.net_connections(kind="tcp")
+            if c.status == psutil.CONN_TIME_WAIT and c.raddr and c.raddr.port == port
+        )
+
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, "stream": True}
+    post(usvc, body)  # a pooled connection exists from here on
+    before = closed_by_us()
+    for _ in range(STREAMS):
+        assert post(usvc, body).text.endswith("data: [DONE]\n\n")
+    assert closed_by_us() - before < STREAMS / 2
