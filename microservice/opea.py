@@ -46,9 +46,7 @@ async def answer(state: ServiceState, request: Request, body: OpeaRequest, rid: 
     payload["stream_options"] = {"include_usage": True}
     chunks = state.connector.stream(payload, rid)
     ttft = metrics.ttft.labels("opea", "true")
-    events = sse_writes(
-        chunks, partial(_repr_event, state), lambda: ttft.observe(time.perf_counter() - start)
-    )
+    events = sse_writes(chunks, partial(_repr_event, state), ttft, start)
     return await start_stream(events)
 
 

@@ -35,12 +35,8 @@ async def answer(
     # Usage is always asked for (it feeds the token metric); the client sees it only if it asked.
     payload["stream_options"] = {**(body.stream_options or {}), "include_usage": True}
     chunks = state.connector.stream(payload, rid)
-    ttft = state.metrics.ttft.labels("openai", "true")
-    events = sse_writes(
-        chunks,
-        partial(_event, state, body.wants_usage_chunk),
-        lambda: ttft.observe(time.perf_counter() - start),
-    )
+    event = partial(_event, state, body.wants_usage_chunk)
+    events = sse_writes(chunks, event, state.metrics.ttft.labels("openai", "true"), start)
     return await start_stream(events)
 
 

@@ -9,9 +9,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TypeVar
 
+from prometheus_client import Histogram
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -75,12 +77,13 @@ async def _ended_properly(
 async def sse_writes(
     chunks: AsyncGenerator[list[bytes], None],
     event: Callable[[bytes], bytes],
-    before_first: Callable[[], None],
+    ttft: Histogram,
+    start: float,
 ) -> AsyncGenerator[bytes, None]:
     """One write per batch of chunks that arrived together (fewer sends, fewer awaits).
 
-    ``event`` turns a chunk into its SSE bytes (``b""`` drops it); ``before_first`` runs once,
-    before the first write (it times the first token)."""
+    ``event`` turns a chunk into its SSE bytes (``b""`` drops it); the first write is timed
+    from ``start`` into ``ttft``."""
     first = True
     try:
         async for batch in chunks:
@@ -88,7 +91,7 @@ async def sse_writes(
             if not out:
                 continue
             if first:
-                before_first()
+                ttft.observe(time.perf_counter() - start)
                 first = False
             yield out
     finally:

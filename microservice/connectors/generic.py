@@ -19,6 +19,7 @@ DONE = b"[DONE]"
 # What may follow [DONE] before the body ends (the chunked-encoding end) is read, so that the
 # connection goes back to the pool; beyond these bounds the connection is dropped instead.
 DRAIN_LIMIT = 64 * 1024
+DRAIN_TIMEOUT_S = 1.0
 
 
 def split_events(buffer: bytes) -> tuple[list[bytes], bytes, bool]:
@@ -34,9 +35,6 @@ def split_events(buffer: bytes) -> tuple[list[bytes], bytes, bool]:
             return batch, b"", True
         batch.append(event[6:])
     return batch, rest, False
-
-
-DRAIN_TIMEOUT_S = 1.0
 
 
 async def _drain(reads: AsyncIterator[bytes]) -> None:
