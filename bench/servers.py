@@ -1,7 +1,7 @@
 """The real processes the benchmark measures, each started on a free loopback port.
 
-Reuses the test suite's ``running()`` (new process group, polled until healthy, stopped by PID
-with its children), so the benchmark starts servers exactly as the integration tests do.
+Starts them through ``harness`` (new process group, polled until healthy, stopped by PID with
+its children), so the benchmark starts servers exactly as the integration tests do.
 """
 
 from __future__ import annotations
@@ -10,17 +10,14 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.helpers.processes import Server, free_port, python_module, running
-from tests.helpers.server_envs import microservice_env, vllm_env
+from harness import servers
+from harness.processes import Server, free_port, python_module, running
 
 
 @contextlib.contextmanager
 def vllm(model_dir: Path, work: Path) -> Iterator[Server]:
     """vLLM CPU on the tiny model, through ``python -m model_server`` as in production."""
-    port = free_port()
-    env = vllm_env(str(model_dir), port, work / "hf-home")
-    args = python_module("model_server")
-    with running(args, env, port, work / "logs" / "vllm.log", "/health", 300) as server:
+    with servers.vllm(str(model_dir), work / "hf-home", work / "logs" / "vllm.log") as server:
         yield server
 
 
@@ -29,10 +26,8 @@ def microservice(
     name: str, endpoint: str, model: str, work: Path, **extra: str
 ) -> Iterator[Server]:
     """``python -m microservice`` with its shipped defaults (INFO logs included)."""
-    port = free_port()
-    env = microservice_env(model, endpoint, port, **extra)
     log = work / "logs" / f"microservice-{name}.log"
-    with running(python_module("microservice"), env, port, log, "/health", 60) as server:
+    with servers.microservice(endpoint, model, log, **extra) as server:
         yield server
 
 

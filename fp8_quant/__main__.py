@@ -11,10 +11,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from common import logs
+from common.config_errors import ConfigError
 from fp8_quant.errors import JobError
 from fp8_quant.settings import load_settings
-from model_server import logs
-from model_server.config_errors import ConfigError
 
 
 def main(argv: list[str] | None = None) -> int:

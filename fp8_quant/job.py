@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common.constants import QUANT_CONFIG_FILE
 from fp8_quant import dataset as datasets
 from fp8_quant import layout, publish, vllm_names
 from fp8_quant.errors import JobError
 from fp8_quant.settings import Fp8Settings
-from model_server.settings import QUANT_CONFIG_FILE
 
 MANIFEST_FORMAT = 2  # 2: measurements renamed to vLLM's modules, raw dump under hf_names/
 

@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from model_server.settings import QUANT_CONFIG_FILE
+from common.constants import QUANT_CONFIG_FILE
 
 SUBFOLDERS = {"GAUDI2": "g2", "GAUDI3": "g3"}
 DUMP_PREFIX = "inc_output"

@@ -10,7 +10,7 @@ import logging
 import sys
 from contextvars import ContextVar
 
-from model_server.logs import JsonFormatter
+from common.logs import JsonFormatter
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 

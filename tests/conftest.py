@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.processes import Server, free_port, python_module, running
-from tests.helpers.server_envs import vllm_env
+from harness import servers
+from harness.processes import Server
 
 # Variables that would leak the developer's own configuration into the tests.
 CONFIG_PREFIXES = ("LLM_", "VLLM_", "HF_", "HABANA_", "PT_HPU_", "QUANT_CONFIG", "IF_FP8", "FP8_")
@@ -36,10 +36,6 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def vllm_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A real vLLM CPU server on the tiny model, started through ``python -m model_server``."""
-    port = free_port()
-    env = vllm_env(str(tiny_model), port, tmp_path_factory.mktemp("hf-home"))
-    log_path = Path("test-logs") / "vllm-server.log"
-    with running(
-        python_module("model_server"), env, port, log_path, "/health", timeout_s=300
-    ) as server:
+    hf_home = tmp_path_factory.mktemp("hf-home")
+    with servers.vllm(str(tiny_model), hf_home, Path("test-logs") / "vllm-server.log") as server:
         yield server

@@ -17,7 +17,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from harness.processes import REPO_ROOT
+
 ENGINE_SCRIPT = REPO_ROOT / "scripts" / "docker_engine.sh"
 BASE_IMAGE = "python:3.11-slim-bookworm"
 LOG_DIR = REPO_ROOT / "test-logs"

@@ -12,7 +12,7 @@ from bench import loadgen, procstat, relay, servers
 from bench.measure import segment
 from bench.scenarios import Scenario, Target
 from bench.summary import DIRECT, summarise
-from tests.helpers.processes import Server
+from harness.processes import Server
 
 pytestmark = pytest.mark.integration
 

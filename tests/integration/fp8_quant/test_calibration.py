@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from fp8_quant import layout, vllm_names
+from harness.processes import REPO_ROOT
 from tests.conftest import CONFIG_PREFIXES
-from tests.helpers.processes import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "docker_engine.sh"
+from harness.processes import REPO_ROOT
+
+SCRIPT = REPO_ROOT / "scripts" / "docker_engine.sh"
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

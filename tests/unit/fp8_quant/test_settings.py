@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from common.config_errors import ConfigError
 from fp8_quant.__main__ import main
 from fp8_quant.settings import load_settings
-from model_server.config_errors import ConfigError
 from model_server.settings import ModelServerSettings
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from harness.processes import free_port
 from microservice.app import create_app
 from microservice.settings import MicroserviceSettings
-from tests.helpers.processes import free_port
 
 
 def client() -> TestClient:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 
+from common.config_errors import ConfigError
 from microservice.__main__ import WORKER_SETTINGS, worker_app
 from microservice.settings import load_settings
-from model_server.config_errors import ConfigError
 
 
 def test_workers_default_one_and_refuse_zero(clean_env: pytest.MonkeyPatch) -> None:

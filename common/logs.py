@@ -22,7 +22,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(event, default=str)
 
 
-def setup(name: str = "model_server", level: str | int = "INFO") -> logging.Logger:
+def setup(name: str, level: str | int = "INFO") -> logging.Logger:
     """A logger that writes JSON lines to stderr and does not pass records further up."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
