@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import httpx
 from fastapi import FastAPI
 
 from microservice import connectors, errors
@@ -18,26 +19,32 @@ from microservice.health import HealthChecker
 from microservice.logs import get_logger
 from microservice.metrics import Metrics
 from microservice.middleware import RequestContext
+from microservice.model_info import ModelInfo
+from microservice.model_server_client import make_client
 from microservice.routes import router
 from microservice.settings import MicroserviceSettings
 from microservice.state import ServiceState
-from microservice.upstream import make_client
 
 
-def create_app(settings: MicroserviceSettings) -> FastAPI:
+def create_app(
+    settings: MicroserviceSettings, model_server_transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """``model_server_transport`` replaces the network to vLLM (in-process tests only)."""
     metrics = Metrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with make_client(settings) as client:
+        async with make_client(settings, model_server_transport) as client:
+            model_info = ModelInfo(client, settings.llm_model_name)
             health = HealthChecker(
                 client,
+                model_info,
                 settings.llm_model_name,
                 settings.llm_model_server_endpoint,
                 settings.llm_health_cache_s,
             )
             connector = connectors.build(settings, client)
-            app.state.service = ServiceState(settings, connector, health, metrics)
+            app.state.service = ServiceState(settings, connector, health, model_info, metrics)
             first_check = asyncio.create_task(health.check())
             get_logger().info(
                 "microservice ready",

@@ -1,8 +1,10 @@
 """The one table from failures to HTTP answers, and the one JSON error envelope.
 
-Connectors raise ``UpstreamError`` subclasses; request checks raise ``RequestInvalid``. Every
+Connectors raise ``ModelServerError`` subclasses; request checks raise ``RequestInvalid``. Every
 error answer, before or during a stream, has the OpenAI shape
 ``{"error": {"message", "type", "param", "code"}}`` so the openai SDK reports it properly.
+The ``type`` strings of model-server failures (``upstream_*``) are part of the wire contract
+clients match on, so they keep their first names.
 """
 
 from __future__ import annotations
@@ -44,24 +46,24 @@ class BodyTooLarge(RequestInvalid):
     status = 413
 
 
-class UpstreamError(ServiceError):
-    """The model server failed us; subclasses say how."""
+class ModelServerError(ServiceError):
+    """vLLM (the model server) failed us; subclasses say how."""
 
     status = 502
     kind = "upstream_error"
 
 
-class UpstreamUnreachable(UpstreamError):
+class ModelServerUnreachable(ModelServerError):
     status = 503
     kind = "upstream_unavailable"
 
 
-class UpstreamTimeout(UpstreamError):
+class ModelServerTimeout(ModelServerError):
     status = 504
     kind = "upstream_timeout"
 
 
-class UpstreamRejected(UpstreamError):
+class ModelServerRejected(ModelServerError):
     """The model server refused the request (4xx): the client's fault, its message kept."""
 
     kind = "invalid_request_error"
@@ -71,7 +73,7 @@ class UpstreamRejected(UpstreamError):
         self.status = status
 
 
-class UpstreamFailed(UpstreamError):
+class ModelServerFailed(ModelServerError):
     """The model server answered 5xx or something that is not its API."""
 
 
@@ -112,7 +114,7 @@ def install(app: FastAPI) -> None:
     async def on_service_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceError)
         if exc.status >= 500:
-            get_logger().warning("upstream failure", extra={"fields": {"error": exc.message}})
+            get_logger().warning("model server failure", extra={"fields": {"error": exc.message}})
         return error_response(exc)
 
     async def on_validation(request: Request, exc: Exception) -> Response:

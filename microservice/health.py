@@ -1,7 +1,8 @@
 """Readiness of the model server, checked on demand and cached briefly when good.
 
-The service itself starts and answers while vLLM is still loading (upstream exited); the health
-answer says why it is not ready. A failure is never cached, so recovery shows at the next probe.
+The service itself starts and answers while vLLM is still loading (the OPEA component exited);
+the health answer says why it is not ready. A failure is never cached, so recovery shows at
+the next probe.
 """
 
 from __future__ import annotations
@@ -14,20 +15,21 @@ from typing import Any
 import httpx
 import orjson
 
+from microservice.model_info import ModelInfo, find_model
+
 
 @dataclass(frozen=True, slots=True)
 class Readiness:
     ready: bool
     reason: str
-    max_model_len: int | None = None
     served_models: list[str] = field(default_factory=list)
 
-    def body(self, model: str, endpoint: str) -> dict[str, Any]:
+    def body(self, model: str, endpoint: str, max_model_len: int | None) -> dict[str, Any]:
         return {
             "status": "ok" if self.ready else "unavailable",
             "model_server": {"endpoint": endpoint, "ready": self.ready, "reason": self.reason},
             "model": model,
-            "max_model_len": self.max_model_len,
+            "max_model_len": max_model_len,
         }
 
 
@@ -35,20 +37,16 @@ class HealthChecker:
     """Asks vLLM's /health and /v1/models; concurrent probes share one check."""
 
     def __init__(
-        self, client: httpx.AsyncClient, model: str, endpoint: str, cache_s: float
+        self, client: httpx.AsyncClient, info: ModelInfo, model: str, endpoint: str, cache_s: float
     ) -> None:
         self._client = client
+        self._info = info
         self._model = model
         self._endpoint = endpoint
         self._cache_s = cache_s
         self._good: Readiness | None = None
         self._good_until = 0.0
         self._lock = asyncio.Lock()
-
-    @property
-    def max_model_len(self) -> int | None:
-        """The context length last seen (None until vLLM was reached once)."""
-        return self._good.max_model_len if self._good else None
 
     async def check(self) -> Readiness:
         if self._good is not None and time.monotonic() < self._good_until:
@@ -77,19 +75,14 @@ class HealthChecker:
         if models.status_code != 200:
             return Readiness(False, f"model server lists no models (status {models.status_code})")
         try:
-            listed = {m["id"]: m for m in orjson.loads(models.content)["data"]}
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+            answer = orjson.loads(models.content)
+            entry = find_model(answer, self._model)
+        except ValueError:  # orjson's decode error is a ValueError too
             return Readiness(False, "model server answered /v1/models with an unexpected body")
-        if self._model not in listed:
+        served = sorted(m["id"] for m in answer["data"])
+        if entry is None:
             return Readiness(
-                False,
-                f"model {self._model!r} is not served (served: {sorted(listed)})",
-                served_models=sorted(listed),
+                False, f"model {self._model!r} is not served (served: {served})", served
             )
-        max_len = listed[self._model].get("max_model_len")
-        return Readiness(
-            True,
-            "ready",
-            max_model_len=int(max_len) if max_len else None,
-            served_models=sorted(listed),
-        )
+        self._info.learn(entry)
+        return Readiness(True, "ready", served)

@@ -1,4 +1,4 @@
-"""The one pooled HTTP client to the model server, and how its failures read as our errors."""
+"""The one pooled HTTP client to vLLM (the model server), and how its failures read as ours."""
 
 from __future__ import annotations
 
@@ -6,24 +6,29 @@ import httpx
 import orjson
 
 from microservice.errors import (
-    UpstreamError,
-    UpstreamFailed,
-    UpstreamRejected,
-    UpstreamTimeout,
-    UpstreamUnreachable,
+    ModelServerError,
+    ModelServerFailed,
+    ModelServerRejected,
+    ModelServerTimeout,
+    ModelServerUnreachable,
 )
 from microservice.settings import MicroserviceSettings
 
 # vLLM (uvicorn) closes a keep-alive connection after 5 s idle. Dropping ours sooner means a
 # pooled connection is never reused just as the server closes it (a ReadError, answered 502),
 # and idle connections do not linger half-closed (CLOSE-WAIT) on our side.
-UPSTREAM_KEEPALIVE_S = 2.0
+MODEL_SERVER_KEEPALIVE_S = 2.0
 
 
-def make_client(settings: MicroserviceSettings) -> httpx.AsyncClient:
-    """Keep-alive pool sized for the service's concurrency; the read timeout is the 504 limit."""
+def make_client(
+    settings: MicroserviceSettings, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """Keep-alive pool sized for the service's concurrency; the read timeout is the 504 limit.
+
+    ``transport`` replaces the network in in-process tests (a stand-in model server)."""
     return httpx.AsyncClient(
         base_url=settings.llm_model_server_endpoint,
+        transport=transport,
         timeout=httpx.Timeout(
             settings.llm_request_timeout_s,
             connect=settings.llm_connect_timeout_s,
@@ -32,20 +37,20 @@ def make_client(settings: MicroserviceSettings) -> httpx.AsyncClient:
         limits=httpx.Limits(
             max_connections=settings.llm_max_connections,
             max_keepalive_connections=settings.llm_max_connections,
-            keepalive_expiry=UPSTREAM_KEEPALIVE_S,
+            keepalive_expiry=MODEL_SERVER_KEEPALIVE_S,
         ),
     )
 
 
-def transport_error(error: httpx.HTTPError, endpoint: str) -> UpstreamError:
+def transport_error(error: httpx.HTTPError, endpoint: str) -> ModelServerError:
     if isinstance(error, httpx.TimeoutException) and not isinstance(error, httpx.ConnectTimeout):
-        return UpstreamTimeout(f"model server at {endpoint} did not answer in time")
+        return ModelServerTimeout(f"model server at {endpoint} did not answer in time")
     if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
-        return UpstreamUnreachable(f"model server at {endpoint} is unreachable: {error}")
-    return UpstreamFailed(f"model server at {endpoint} failed: {type(error).__name__}: {error}")
+        return ModelServerUnreachable(f"model server at {endpoint} is unreachable: {error}")
+    return ModelServerFailed(f"model server at {endpoint} failed: {type(error).__name__}: {error}")
 
 
-def upstream_message(body: bytes) -> str:
+def model_server_message(body: bytes) -> str:
     """vLLM's own words: ``{"error": {"message"}}``, ``{"message"}`` or ``{"detail"}``."""
     try:
         data = orjson.loads(body)
@@ -61,9 +66,9 @@ def upstream_message(body: bytes) -> str:
     return str(data)[:500]
 
 
-def status_error(status: int, body: bytes, endpoint: str) -> UpstreamError:
+def status_error(status: int, body: bytes, endpoint: str) -> ModelServerError:
     """4xx: the client's request was refused (kept, vLLM's message); 5xx and others: 502."""
-    message = upstream_message(body)
+    message = model_server_message(body)
     if 400 <= status < 500:
-        return UpstreamRejected(message, status=400 if status in (400, 422) else status)
-    return UpstreamFailed(f"model server at {endpoint} answered {status}: {message}")
+        return ModelServerRejected(message, status=400 if status in (400, 422) else status)
+    return ModelServerFailed(f"model server at {endpoint} answered {status}: {message}")

@@ -1,63 +1,72 @@
-"""The upstream (OPEA) form: ``messages`` is ``{"system", "user"}``; answers exactly as upstream.
+"""The OPEA form: ``messages`` is ``{"system", "user"}``; answers exactly as the OPEA component.
 
 Non-streaming: ``{"id", "text", "prompt", "streaming", "output_guardrail_params"}``.
 Streaming: one ``data: <Python repr of the text chunk>`` event per chunk, then ``data: [DONE]``.
+The request becomes vLLM's in ``OpeaRequest.to_model_server``; vLLM's answer comes back in
+``answer_body`` (one JSON body) or ``text_event`` (one stream chunk).
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from functools import partial
 
 import orjson
 from fastapi import Request
 from fastapi.responses import Response
 
-from microservice.errors import UpstreamFailed
+from microservice.chat import Completion
+from microservice.errors import ModelServerFailed
 from microservice.schemas import OpeaRequest
 from microservice.state import ServiceState
 from microservice.streaming import sse_writes, start_stream, unless_disconnected
 
 
-async def answer(state: ServiceState, request: Request, body: OpeaRequest, rid: str) -> Response:
+async def answer(
+    state: ServiceState,
+    request: Request,
+    opea: OpeaRequest,
+    request_id: str,
+    max_model_len: int | None,
+) -> Response:
     settings, metrics = state.settings, state.metrics
-    payload = body.to_vllm(settings.llm_model_name, state.health.max_model_len)
-    # Upstream answers with one JSON body when streaming is off or an output guard must see
-    # the whole text first; its "streaming" field echoes the request either way.
-    stream = body.streaming and not (
+    # The OPEA component answers with one JSON body when streaming is off or an output guard
+    # must see the whole text first; its "streaming" field echoes the request either way.
+    stream = opea.streaming and not (
         settings.llm_disable_streaming or settings.llm_output_guard_exists
     )
+    call = opea.to_model_server(settings.llm_model_name, max_model_len, stream, request_id)
     start = time.perf_counter()
     if not stream:
-        completion = await unless_disconnected(request, state.connector.complete(payload, rid))
+        completion = await unless_disconnected(request, state.connector.complete(call))
         metrics.ttft.labels("opea", "false").observe(time.perf_counter() - start)
-        metrics.generated_tokens.inc(completion.completion_tokens)
-        doc = {
-            "id": uuid.uuid4().hex,
-            "text": completion.text,
-            "prompt": body.messages.user,
-            "streaming": body.streaming,
-            "output_guardrail_params": body.output_guardrail_params,
-        }
-        return Response(orjson.dumps(doc), media_type="application/json")
+        metrics.generated_tokens.inc(completion.usage.completion_tokens)
+        return Response(answer_body(opea, completion), media_type="application/json")
 
-    payload["stream"] = True
-    payload["stream_options"] = {"include_usage": True}
-    chunks = state.connector.stream(payload, rid)
+    chunks = state.connector.stream(call)
     ttft = metrics.ttft.labels("opea", "true")
-    events = sse_writes(chunks, partial(_repr_event, state), ttft, start)
+    events = sse_writes(chunks, text_event, False, metrics.generated_tokens, ttft, start)
     return await start_stream(events)
 
 
-def _repr_event(state: ServiceState, raw: bytes) -> bytes:
-    """A text delta as ``data: 'text'`` (upstream's format); usage feeds the metric."""
-    chunk = orjson.loads(raw)
-    if "error" in chunk:
-        raise UpstreamFailed(f"model server failed mid-stream: {chunk['error']}")
-    usage = chunk.get("usage")
-    if usage:
-        state.metrics.generated_tokens.inc(int(usage.get("completion_tokens") or 0))
-    choices = chunk.get("choices")
+def answer_body(opea: OpeaRequest, completion: Completion) -> bytes:
+    """The OPEA component's JSON answer."""
+    return orjson.dumps(
+        {
+            "id": uuid.uuid4().hex,
+            "text": completion.text,
+            "prompt": opea.messages.user,
+            "streaming": opea.streaming,
+            "output_guardrail_params": opea.output_guardrail_params,
+        }
+    )
+
+
+def text_event(chunk: bytes) -> bytes:
+    """A chunk's text delta as ``data: 'text'`` (the OPEA component's format); none: nothing."""
+    parsed = orjson.loads(chunk)
+    if "error" in parsed:
+        raise ModelServerFailed(f"model server failed mid-stream: {parsed['error']}")
+    choices = parsed.get("choices")
     text = choices[0].get("delta", {}).get("content") if choices else None
     return b"data: " + repr(text).encode() + b"\n\n" if text else b""

@@ -36,19 +36,22 @@ async def read_body(request: Request, limit: int) -> bytes:
 
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request, state: StateDep) -> Response:
-    data = parse_json(await read_body(request, state.settings.llm_max_body_bytes))
-    body = parse_request(data)
-    check_max_tokens(body, state.health.max_model_len)
-    rid: str = request.state.request_id
-    if isinstance(body, OpeaRequest):
-        return await opea.answer(state, request, body, rid)
-    return await openai_form.answer(state, request, data, body, rid)
+    chat = parse_request(parse_json(await read_body(request, state.settings.llm_max_body_bytes)))
+    max_model_len = await state.model_info.max_model_len_now()
+    check_max_tokens(chat, max_model_len)
+    request_id: str = request.state.request_id
+    if isinstance(chat, OpeaRequest):
+        return await opea.answer(state, request, chat, request_id, max_model_len)
+    return await openai_form.answer(state, request, chat, request_id)
 
 
 @router.get("/v1/health_check")
 async def health_check(state: StateDep) -> Response:
     readiness = await state.health.check()
-    body = readiness.body(state.settings.llm_model_name, state.settings.llm_model_server_endpoint)
+    settings = state.settings
+    body = readiness.body(
+        settings.llm_model_name, settings.llm_model_server_endpoint, state.model_info.max_model_len
+    )
     return _json(body, 200 if readiness.ready else 503)
 
 
@@ -65,7 +68,7 @@ async def models(state: StateDep) -> Response:
         "object": "model",
         "created": int(time.time()),
         "owned_by": state.settings.llm_model_server,
-        "max_model_len": state.health.max_model_len,
+        "max_model_len": state.model_info.max_model_len,
     }
     return _json({"object": "list", "data": [model]})
 

@@ -1,7 +1,8 @@
 """Request bodies of POST /v1/chat/completions, and the one place that tells the two forms apart.
 
-``messages`` as ``{"system", "user"}`` is the upstream OPEA form; ``messages`` as a list is the
-OpenAI form. Both are turned into one OpenAI chat payload for vLLM, which the connectors send.
+``messages`` as ``{"system", "user"}`` is the OPEA form; ``messages`` as a list is the OpenAI
+form. Each form turns into vLLM's chat request in one method, ``to_model_server``, which the
+connectors send as a ``ChatCall``.
 """
 
 from __future__ import annotations
@@ -11,16 +12,17 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from microservice.chat import ChatCall
 from microservice.errors import BodyNotJson, RequestInvalid, from_validation
 
-# Upstream's LLMParamsDoc defaults, kept so that clients that send only messages get the same.
+# The OPEA component's LLMParamsDoc defaults, kept: clients that send only messages get the same.
 OPEA_DEFAULT_MAX_NEW_TOKENS = 1024
 
 Stop = str | list[str] | None
 
 
 class _Sampling(BaseModel):
-    """Sampling knobs both forms share and vLLM honours (upstream dropped top_k and the penalty)."""
+    """Sampling knobs both forms share and vLLM honours (OPEA dropped top_k and the penalty)."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -53,28 +55,33 @@ class OpeaMessages(BaseModel):
 
 
 class OpeaRequest(_Sampling):
-    """The upstream body; defaults are upstream's (temperature 0.01, top_p 0.95, streaming)."""
+    """The OPEA body, with the OPEA component's defaults (temperature 0.01, top_p 0.95, stream)."""
 
     messages: OpeaMessages
     max_new_tokens: int = Field(OPEA_DEFAULT_MAX_NEW_TOKENS, gt=0)
     top_p: float | None = Field(0.95, gt=0, le=1)
     temperature: float | None = Field(0.01, ge=0, le=2)
     streaming: bool = True
-    typical_p: float | None = Field(None, gt=0, le=1)  # accepted as upstream; vLLM has none
+    typical_p: float | None = Field(None, gt=0, le=1)  # accepted as OPEA does; vLLM has none
     output_guardrail_params: Any = None
 
-    def to_vllm(self, model: str, model_max_len: int | None) -> dict[str, Any]:
-        """The OpenAI chat payload; the chat template applies (upstream flattened the prompt)."""
+    def to_model_server(
+        self, model: str, model_max_len: int | None, stream: bool, request_id: str
+    ) -> ChatCall:
+        """vLLM's chat request; the chat template applies (OPEA flattened the prompt)."""
         messages = []
         if self.messages.system:
             messages.append({"role": "system", "content": self.messages.system})
         messages.append({"role": "user", "content": self.messages.user})
-        payload: dict[str, Any] = {"model": model, "messages": messages, **self.sampling()}
+        body: dict[str, Any] = {"model": model, "messages": messages, **self.sampling()}
         explicit = "max_new_tokens" in self.model_fields_set
         if explicit or model_max_len is None or self.max_new_tokens < model_max_len:
-            payload["max_tokens"] = self.max_new_tokens
+            body["max_tokens"] = self.max_new_tokens
         # else: the default does not fit this model's context; vLLM then uses what is left.
-        return payload
+        body["stream"] = stream
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        return ChatCall(body, request_id)
 
 
 class OpenAIMessage(BaseModel):
@@ -85,7 +92,9 @@ class OpenAIMessage(BaseModel):
 
 
 class OpenAIRequest(_Sampling):
-    """Checked for what we must understand; every other field goes to vLLM untouched."""
+    """Checked for what we must understand; every other field is kept and goes to vLLM as sent."""
+
+    model_config = ConfigDict(extra="allow")
 
     messages: list[OpenAIMessage] = Field(min_length=1)
     stream: bool = False
@@ -96,6 +105,15 @@ class OpenAIRequest(_Sampling):
     @property
     def wants_usage_chunk(self) -> bool:
         return bool(self.stream_options and self.stream_options.get("include_usage"))
+
+    def to_model_server(self, model: str, request_id: str) -> ChatCall:
+        """The client's body as sent, with the served ``model``; a stream always asks for the
+        final usage chunk (it feeds the token metric; the client sees it only if it asked)."""
+        body = self.model_dump(exclude_unset=True)
+        body["model"] = model
+        if self.stream:
+            body["stream_options"] = {**(self.stream_options or {}), "include_usage": True}
+        return ChatCall(body, request_id)
 
 
 def parse_json(body: bytes) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from microservice.connectors import Connector
 from microservice.health import HealthChecker
 from microservice.metrics import Metrics
+from microservice.model_info import ModelInfo
 from microservice.settings import MicroserviceSettings
 
 
@@ -18,6 +19,7 @@ class ServiceState:
     settings: MicroserviceSettings
     connector: Connector
     health: HealthChecker
+    model_info: ModelInfo
     metrics: Metrics
 
 

@@ -2,7 +2,7 @@
 
 - A stream ends with ``data: [DONE]``; a failure after the first byte becomes an in-band error
   event first, never a silently cut stream.
-- When the client goes away, the upstream request is closed, which makes vLLM abort the
+- When the client goes away, the request to vLLM is closed, which makes vLLM abort the
   generation: the body iterator is always closed, and a non-streaming call is cancelled.
 """
 
@@ -13,11 +13,12 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TypeVar
 
-from prometheus_client import Histogram
+from prometheus_client import Counter, Histogram
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from microservice.chat import Usage, final_usage
 from microservice.errors import ServiceError, sse_error_event
 from microservice.logs import get_logger
 
@@ -77,29 +78,51 @@ async def _ended_properly(
 async def sse_writes(
     chunks: AsyncGenerator[list[bytes], None],
     event: Callable[[bytes], bytes],
+    keep_usage_chunk: bool,
+    tokens: Counter,
     ttft: Histogram,
     start: float,
 ) -> AsyncGenerator[bytes, None]:
     """One write per batch of chunks that arrived together (fewer sends, fewer awaits).
 
-    ``event`` turns a chunk into its SSE bytes (``b""`` drops it); the first write is timed
-    from ``start`` into ``ttft``."""
+    ``event`` turns a chunk into its SSE bytes (``b""`` drops it). The final usage chunk is
+    read here and only here: its completion tokens go to ``tokens`` once the stream ended, and
+    it is sent on as it came only when ``keep_usage_chunk``. The first write is timed from
+    ``start`` into ``ttft``."""
     first = True
+    usage: Usage | None = None
     try:
         async for batch in chunks:
-            out = b"".join([event(chunk) for chunk in batch])
-            if not out:
-                continue
-            if first:
-                ttft.observe(time.perf_counter() - start)
-                first = False
-            yield out
+            out: list[bytes] = []
+            failure: ServiceError | None = None
+            for chunk in batch:
+                found = final_usage(chunk)
+                if found is not None:
+                    usage = found
+                    if keep_usage_chunk:
+                        out.append(b"data: " + chunk + b"\n\n")
+                    continue
+                try:
+                    out.append(event(chunk))
+                except ServiceError as error:  # what came before the failure still goes out
+                    failure = error
+                    break
+            data = b"".join(out)
+            if data:
+                if first:
+                    ttft.observe(time.perf_counter() - start)
+                    first = False
+                yield data
+            if failure is not None:
+                raise failure
     finally:
         await chunks.aclose()
+        if usage is not None:
+            tokens.inc(usage.completion_tokens)
 
 
 async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
-    """Run ``work``; if the client disconnects first, cancel it (closing the upstream call)."""
+    """Run ``work``; if the client disconnects first, cancel it (closing the call to vLLM)."""
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(_disconnected(request))
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from microservice.connectors.base import Completion, Connector
+from microservice.connectors.base import Connector
 from microservice.settings import MicroserviceSettings
 
 
@@ -19,4 +19,4 @@ def build(settings: MicroserviceSettings, client: httpx.AsyncClient) -> Connecto
     return GenericConnector(client, settings.llm_model_server_endpoint)
 
 
-__all__ = ["Completion", "Connector", "build"]
+__all__ = ["Connector", "build"]

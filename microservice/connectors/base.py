@@ -1,44 +1,28 @@
-"""What the routes need from a connector: one answer, or a stream of chunks, in OpenAI format.
+"""What the forms need from a connector: one answer, or a stream of chunks, in OpenAI format.
 
-Both connectors speak vLLM's OpenAI chat API and return the same shapes, so the routes do not
-know which one they use. Failures are raised as ``microservice.errors.UpstreamError``.
+Both connectors take the same ``ChatCall`` and return the same types (``microservice.chat``),
+so the forms do not know which one they use. Failures are raised as ``ModelServerError``.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
-
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """A ``chat.completion``: the bytes to pass through and the parsed object."""
-
-    raw: bytes
-    body: dict[str, Any]
-
-    @property
-    def text(self) -> str:
-        choices = self.body.get("choices") or [{}]
-        return str((choices[0].get("message") or {}).get("content") or "")
-
-    @property
-    def completion_tokens(self) -> int:
-        return int((self.body.get("usage") or {}).get("completion_tokens") or 0)
+from microservice.chat import ChatCall, Completion
 
 
 class Connector(Protocol):
-    async def complete(self, payload: dict[str, Any], request_id: str) -> Completion:
-        """Send a non-streaming chat request; raise UpstreamError on failure."""
+    async def complete(self, call: ChatCall) -> Completion:
+        """Send a non-streaming chat request; raise ModelServerError on failure."""
         ...
 
-    def stream(self, payload: dict[str, Any], request_id: str) -> AsyncGenerator[list[bytes], None]:
-        """Yield lists of ``chat.completion.chunk`` JSON bytes, the last one carrying usage.
+    def stream(self, call: ChatCall) -> AsyncGenerator[list[bytes], None]:
+        """Yield lists of ``chat.completion.chunk`` JSON bytes, the last one the usage chunk.
 
         A list holds the chunks that arrived together, so they leave in one write. Failures
         before the first chunk surface on the first ``__anext__``; later ones end the
-        iteration with an UpstreamError. Closing the iterator closes the upstream request,
+        iteration with a ModelServerError. Closing the iterator closes the request to vLLM,
         which makes vLLM abort the generation.
         """
         ...

@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
 
 import httpx
 import orjson
 
-from microservice.connectors.base import Completion
-from microservice.errors import UpstreamFailed
-from microservice.upstream import status_error, transport_error
+from microservice.chat import ChatCall, Completion
+from microservice.errors import ModelServerFailed
+from microservice.model_server_client import status_error, transport_error
 
 CHAT_PATH = "/v1/chat/completions"
 DONE = b"[DONE]"
@@ -39,7 +38,7 @@ def split_events(buffer: bytes) -> tuple[list[bytes], bytes, bool]:
 
 async def _drain(reads: AsyncIterator[bytes]) -> None:
     """Read to the body's end, unless it is long or slow in coming (then the caller drops the
-    connection: the client's [DONE] must not wait on an upstream that misbehaves)."""
+    connection: the client's [DONE] must not wait on a model server that misbehaves)."""
     seen = 0
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(DRAIN_TIMEOUT_S):
@@ -51,23 +50,23 @@ async def _drain(reads: AsyncIterator[bytes]) -> None:
 
 class GenericConnector:
     """No SDK in the hot path: one POST; the answer's bytes returned, or its SSE events passed on
-    in the batches they arrived in (one write downstream per upstream read)."""
+    in the batches they arrived in (one write to the client per read from vLLM)."""
 
     def __init__(self, client: httpx.AsyncClient, endpoint: str) -> None:
         self._client = client
         self._endpoint = endpoint
 
-    def _request(self, payload: dict[str, Any], request_id: str) -> httpx.Request:
+    def _request(self, call: ChatCall) -> httpx.Request:
         return self._client.build_request(
             "POST",
             CHAT_PATH,
-            content=orjson.dumps(payload),
-            headers={"content-type": "application/json", "x-request-id": request_id},
+            content=orjson.dumps(call.body),
+            headers={"content-type": "application/json", "x-request-id": call.request_id},
         )
 
-    async def complete(self, payload: dict[str, Any], request_id: str) -> Completion:
+    async def complete(self, call: ChatCall) -> Completion:
         try:
-            response = await self._client.send(self._request(payload, request_id))
+            response = await self._client.send(self._request(call))
         except httpx.HTTPError as error:
             raise transport_error(error, self._endpoint) from None
         if response.status_code != 200:
@@ -75,13 +74,11 @@ class GenericConnector:
         try:
             return Completion(response.content, orjson.loads(response.content))
         except orjson.JSONDecodeError:
-            raise UpstreamFailed("model server answered with a body that is not JSON") from None
+            raise ModelServerFailed("model server answered with a body that is not JSON") from None
 
-    async def stream(
-        self, payload: dict[str, Any], request_id: str
-    ) -> AsyncGenerator[list[bytes], None]:
+    async def stream(self, call: ChatCall) -> AsyncGenerator[list[bytes], None]:
         try:
-            response = await self._client.send(self._request(payload, request_id), stream=True)
+            response = await self._client.send(self._request(call), stream=True)
         except httpx.HTTPError as error:
             raise transport_error(error, self._endpoint) from None
         try:
@@ -96,7 +93,7 @@ class GenericConnector:
                 if done:
                     await _drain(reads)
                     return
-            raise UpstreamFailed("model server closed the stream before [DONE]")
+            raise ModelServerFailed("model server closed the stream before [DONE]")
         except httpx.HTTPError as error:
             raise transport_error(error, self._endpoint) from None
         finally:

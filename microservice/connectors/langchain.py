@@ -1,7 +1,8 @@
 """LangChain connector: one ``ChatOpenAI`` on vLLM's chat API, built once, on the shared pool.
 
-Upstream posted a flattened ``System: … Human: …`` prompt to /v1/completions and built a client
-per request; here the chat template applies and the pool is the app's one httpx client.
+The OPEA component posted a flattened ``System: … Human: …`` prompt to /v1/completions and
+built a client per request; here the chat template applies and the pool is the app's one httpx
+client.
 """
 
 from __future__ import annotations
@@ -18,15 +19,15 @@ import orjson
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_openai import ChatOpenAI
 
-from microservice.connectors.base import Completion
+from microservice.chat import ChatCall, Completion
 from microservice.errors import (
-    UpstreamError,
-    UpstreamFailed,
-    UpstreamTimeout,
-    UpstreamUnreachable,
+    ModelServerError,
+    ModelServerFailed,
+    ModelServerTimeout,
+    ModelServerUnreachable,
 )
+from microservice.model_server_client import status_error, transport_error
 from microservice.settings import MicroserviceSettings
-from microservice.upstream import status_error, transport_error
 
 # Parameters the openai SDK takes by name; everything else vLLM knows goes in extra_body.
 SDK_PARAMS = frozenset(
@@ -66,9 +67,10 @@ class LangchainConnector:
             stream_usage=True,
         )
 
-    def _kwargs(self, payload: dict[str, Any], request_id: str) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"extra_headers": {"X-Request-Id": request_id}}
+    def _kwargs(self, call: ChatCall) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"extra_headers": {"X-Request-Id": call.request_id}}
         extra: dict[str, Any] = {}
+        payload = call.body
         for key, value in payload.items():
             if key in SDK_PARAMS:
                 kwargs[key] = value
@@ -81,11 +83,11 @@ class LangchainConnector:
             kwargs["extra_body"] = extra
         return kwargs
 
-    def _error(self, error: Exception) -> UpstreamError:
-        if isinstance(error, UpstreamError):
+    def _error(self, error: Exception) -> ModelServerError:
+        if isinstance(error, ModelServerError):
             return error
         if isinstance(error, openai.APITimeoutError):
-            return UpstreamTimeout(f"model server at {self._endpoint} did not answer in time")
+            return ModelServerTimeout(f"model server at {self._endpoint} did not answer in time")
         if isinstance(error, openai.APIConnectionError):
             cause = error.__cause__ or error.__context__
             if isinstance(cause, httpx.HTTPError):
@@ -96,49 +98,46 @@ class LangchainConnector:
             return status_error(error.status_code, body, self._endpoint)
         if isinstance(error, httpx.HTTPError):
             return transport_error(error, self._endpoint)
-        return UpstreamFailed(f"model server call failed: {type(error).__name__}: {error}")
+        return ModelServerFailed(f"model server call failed: {type(error).__name__}: {error}")
 
-    async def complete(self, payload: dict[str, Any], request_id: str) -> Completion:
+    async def complete(self, call: ChatCall) -> Completion:
         try:
-            message = await self._model.ainvoke(
-                payload["messages"], **self._kwargs(payload, request_id)
-            )
+            message = await self._model.ainvoke(call.body["messages"], **self._kwargs(call))
         except Exception as error:
             raise self._error(error) from None
         body = self._completion_body(message)
         return Completion(orjson.dumps(body), body)
 
-    async def stream(
-        self, payload: dict[str, Any], request_id: str
-    ) -> AsyncGenerator[list[bytes], None]:
-        """One list per SDK chunk: the SDK hands them over one at a time."""
+    async def stream(self, call: ChatCall) -> AsyncGenerator[list[bytes], None]:
+        """One list per SDK chunk (the SDK hands them over one at a time), then one usage chunk.
+
+        The SDK reports usage on every chunk when the client asked for continuous usage stats;
+        only the last report is sent on, as the stream's one final usage chunk."""
         chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         first, started = True, False
+        usage: Any = None
         try:
-            chunks = self._model.astream(payload["messages"], **self._kwargs(payload, request_id))
+            chunks = self._model.astream(call.body["messages"], **self._kwargs(call))
             assert isinstance(chunks, AsyncGenerator)
             async with aclosing(chunks) as stream:
                 async for chunk in stream:
                     assert isinstance(chunk, AIMessageChunk)
                     started = True
+                    usage = chunk.usage_metadata or usage
                     delta: dict[str, Any] = {"content": chunk.text}
                     if first:
                         delta["role"], first = "assistant", False
                     finish = chunk.response_metadata.get("finish_reason")
-                    batch = []
                     if chunk.text or finish or "role" in delta:
                         choice = {"index": 0, "delta": delta, "finish_reason": finish}
-                        batch.append(orjson.dumps(self._chunk(chunk_id, created, [choice])))
-                    if chunk.usage_metadata:
-                        usage = _usage(chunk.usage_metadata)
-                        batch.append(orjson.dumps(self._chunk(chunk_id, created, [], usage=usage)))
-                    if batch:
-                        yield batch
+                        yield [orjson.dumps(self._chunk(chunk_id, created, [choice]))]
         except Exception as error:
             mapped = self._error(error)
-            if started and isinstance(mapped, UpstreamUnreachable):
-                mapped = UpstreamFailed(f"model server connection lost mid-stream: {error}")
+            if started and isinstance(mapped, ModelServerUnreachable):
+                mapped = ModelServerFailed(f"model server connection lost mid-stream: {error}")
             raise mapped from None
+        if usage is not None:
+            yield [orjson.dumps(self._chunk(chunk_id, created, [], usage=_usage(usage)))]
 
     def _chunk(self, chunk_id: str, created: int, choices: list[Any], **extra: Any) -> Any:
         return {

@@ -1,6 +1,6 @@
 """Microservice processes (``python -m microservice``) in front of the session's real vLLM.
 
-One process per connector for the session; extra ones (stand-in upstream, special settings) are
+One process per connector for the session; extra ones (stand-in model server, special settings) are
 started by the tests that need them. Every process is stopped by its PID.
 """
 
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.processes import Server, free_port, python_module, running
-from tests.helpers.server_envs import microservice_env
+from harness import servers
+from harness.processes import Server, free_port, python_module, running
 
 CONNECTORS = ("generic", "langchain")
 
@@ -21,10 +21,8 @@ CONNECTORS = ("generic", "langchain")
 @contextmanager
 def microservice(name: str, endpoint: str, model: str, **extra: str) -> Iterator[Server]:
     """Start ``python -m microservice`` on a free port; yield once its liveness answers."""
-    port = free_port()
-    env = microservice_env(model, endpoint, port, **extra)
     log_path = Path("test-logs") / f"microservice-{name}.log"
-    with running(python_module("microservice"), env, port, log_path, "/health", 60) as server:
+    with servers.microservice(endpoint, model, log_path, **extra) as server:
         yield server
 
 
@@ -50,21 +48,23 @@ def usvc(request: pytest.FixtureRequest) -> Server:
 
 
 @pytest.fixture(scope="session")
-def standin_upstream() -> Iterator[Server]:
-    """The fault-injecting STAND-IN for vLLM (see standin_upstream.py); not the real server."""
+def standin_model_server() -> Iterator[Server]:
+    """The fault-injecting STAND-IN for vLLM (standin_model_server_http.py); not the real one."""
     port = free_port()
-    args = python_module("tests.integration.microservice.standin_upstream", str(port))
-    log_path = Path("test-logs") / "standin-upstream.log"
+    args = python_module("tests.integration.microservice.standin_model_server_http", str(port))
+    log_path = Path("test-logs") / "standin-model-server.log"
     with running(args, {}, port, log_path, "/v1/models", 30) as server:
         yield server
 
 
 @pytest.fixture(scope="session", params=CONNECTORS)
-def usvc_on_standin(request: pytest.FixtureRequest, standin_upstream: Server) -> Iterator[Server]:
-    """The microservice, per connector, in front of the stand-in, with a 1 s upstream timeout."""
+def usvc_on_standin(
+    request: pytest.FixtureRequest, standin_model_server: Server
+) -> Iterator[Server]:
+    """The microservice, per connector, in front of the stand-in, with a 1 s request timeout."""
     with microservice(
         f"standin-{request.param}",
-        standin_upstream.base_url,
+        standin_model_server.base_url,
         "standin-model",
         LLM_CONNECTOR=request.param,
         LLM_REQUEST_TIMEOUT_S="1",

@@ -2,36 +2,19 @@
 
 from __future__ import annotations
 
-import ast
-import json
 import re
 from typing import Any
 
 import httpx
 
-from tests.helpers.processes import Server
+from harness.processes import Server
+from tests.sse import opea_stream_text, openai_stream_text, sse_data
+
+__all__ = ["metric", "opea_stream_text", "openai_stream_text", "post", "sse_data", "vllm_chat"]
 
 
 def post(server: Server, body: dict[str, Any], **kwargs: Any) -> httpx.Response:
     return httpx.post(server.base_url + "/v1/chat/completions", json=body, timeout=120, **kwargs)
-
-
-def sse_data(text: str) -> list[str]:
-    """The ``data:`` payloads of an SSE body, in order."""
-    return [line[len("data: ") :] for line in text.split("\n") if line.startswith("data: ")]
-
-
-def opea_stream_text(events: list[str]) -> str:
-    """Join upstream-format events (``data: 'chunk'``) back into the text."""
-    assert events[-1] == "[DONE]", events[-3:]
-    return "".join(ast.literal_eval(e) for e in events[:-1])
-
-
-def openai_stream_text(events: list[str]) -> str:
-    assert events[-1] == "[DONE]", events[-3:]
-    chunks = [json.loads(e) for e in events[:-1]]
-    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
-    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
 
 
 def vllm_chat(vllm: Server, model: str, messages: list[dict[str, str]], **params: Any) -> str:

@@ -6,7 +6,7 @@ microservice to talk to it. The fault comes from the user message:
 chunks, then the connection drops). /standin/health/{code} sets the /health status and
 /standin/stats counts /health calls, for the readiness-cache tests.
 
-Run: python -m tests.integration.microservice.standin_upstream PORT
+Run: python -m tests.integration.microservice.standin_model_server_http PORT
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import openai
 import pytest
 from langchain_openai import ChatOpenAI
 
-from tests.helpers.processes import Server
+from harness.processes import Server
 from tests.integration.microservice.helpers import vllm_chat
 
 pytestmark = pytest.mark.integration

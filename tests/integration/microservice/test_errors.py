@@ -1,7 +1,7 @@
 """Every failure answers with a JSON error envelope and the right status; streams end cleanly.
 
 Real vLLM for what it can show (bad requests, a prompt over the context, unreachable); the
-STAND-IN upstream only for slowness, 5xx and a connection dropped mid-stream.
+STAND-IN model server only for slowness, 5xx and a connection dropped mid-stream.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers.processes import Server, free_port
+from harness.processes import Server, free_port
 from tests.integration.microservice.conftest import microservice
 from tests.integration.microservice.helpers import post, sse_data
 
@@ -91,7 +91,7 @@ def standin(fault: str, **params: object) -> dict[str, object]:
 
 
 def test_too_slow_is_504(usvc_on_standin: Server) -> None:
-    """The stand-in takes 5 s; the microservice was started with a 1 s upstream timeout."""
+    """The stand-in takes 5 s; the microservice was started with a 1 s model-server timeout."""
     assert_error(post(usvc_on_standin, standin("slow")), 504, "in time")
     opea = {"messages": {"user": "STANDIN:slow"}, "streaming": True}
     assert_error(post(usvc_on_standin, opea), 504, "in time")

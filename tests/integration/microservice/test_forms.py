@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers.processes import Server
+from harness.processes import Server
 from tests.integration.microservice.helpers import (
     opea_stream_text,
     openai_stream_text,

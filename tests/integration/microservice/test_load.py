@@ -1,7 +1,7 @@
 """Bounded load: 1,000 requests, 32 at a time, half streaming, per connector.
 
-Zero errors, no socket to vLLM left in CLOSE-WAIT (upstream's LangChain connector leaked them),
-and resident memory of the microservice within RSS_BOUND_MB.
+Zero errors, no socket to vLLM left in CLOSE-WAIT (the OPEA component's LangChain connector
+leaked them), and resident memory of the microservice within RSS_BOUND_MB.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.helpers.processes import Server
+from harness.processes import Server
 
 pytestmark = pytest.mark.integration
 

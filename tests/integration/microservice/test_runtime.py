@@ -9,7 +9,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.helpers.processes import Server
+from harness.processes import Server
 from tests.integration.microservice.disconnect import disconnect_midway
 from tests.integration.microservice.helpers import metric, post
 
@@ -42,7 +42,7 @@ def test_client_disconnect_aborts_generation_in_vllm(
     usvc: Server, vllm_server: Server, stream: bool
 ) -> None:
     """With ignore_eos vLLM makes all ASKED tokens unless the request is aborted (the control
-    below shows it). A proxy that does not close its upstream call fails every attempt. One
+    below shows it). A proxy that does not close its call to vLLM fails every attempt. One
     vLLM-side miss is not the proxy's: on 2 cores vLLM itself sometimes acts on a disconnect
     only after the generation ends (seen calling it directly, about 1 in 8 non-streaming
     requests), and it can deliver a stream's first bytes only when most of it is made."""
@@ -105,10 +105,10 @@ def test_prometheus_metrics(usvc: Server) -> None:
 
 
 def test_readiness_cached_when_good_never_when_bad(
-    usvc_on_standin: Server, standin_upstream: Server
+    usvc_on_standin: Server, standin_model_server: Server
 ) -> None:
     """Against the STAND-IN, which counts /health calls and can turn unhealthy on demand."""
-    control, health = standin_upstream.base_url, usvc_on_standin.base_url + "/v1/health_check"
+    control, health = standin_model_server.base_url, usvc_on_standin.base_url + "/v1/health_check"
 
     def calls() -> int:
         return int(httpx.get(control + "/standin/stats", timeout=5).json()["health_calls"])
@@ -132,7 +132,7 @@ def test_readiness_cached_when_good_never_when_bad(
     assert calls() == first  # the good answer is reused (LLM_HEALTH_CACHE_S=2)
 
 
-def test_streams_reuse_upstream_connections(usvc: Server, vllm_server: Server) -> None:
+def test_streams_reuse_model_server_connections(usvc: Server, vllm_server: Server) -> None:
     """A finished stream hands its connection to vLLM back to the pool: no new TCP connection
     (and no TIME-WAIT socket left behind by closing one) per streamed request."""
     port = int(vllm_server.base_url.rsplit(":", 1)[1])

@@ -27,7 +27,9 @@ def test_opea_form_payload_forwards_every_sampling_parameter() -> None:
         }
     )
     assert isinstance(body, OpeaRequest)
-    assert body.to_vllm("m", 512) == {
+    call = body.to_model_server("m", 512, stream=False, request_id="r")
+    assert call.request_id == "r"
+    assert call.body == {
         "model": "m",
         "messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": "hi"}],
         "max_tokens": 7,
@@ -37,6 +39,7 @@ def test_opea_form_payload_forwards_every_sampling_parameter() -> None:
         "repetition_penalty": 1.03,
         "stop": ["x"],
         "seed": 3,
+        "stream": False,
     }
 
 
@@ -49,16 +52,45 @@ def test_opea_defaults_are_upstreams() -> None:
         0.01,
         True,
     )
-    payload = body.to_vllm("m", None)
+    payload = body.to_model_server("m", None, stream=True, request_id="r").body
     assert payload["messages"] == [{"role": "user", "content": "hi"}]  # no empty system
     assert payload["max_tokens"] == 1024
-    assert "max_tokens" not in body.to_vllm("m", 512)  # the default does not fit: vLLM decides
+    assert payload["stream"] is True and payload["stream_options"] == {"include_usage": True}
+    # The default does not fit the model's context: vLLM decides.
+    assert "max_tokens" not in body.to_model_server("m", 512, False, "r").body
 
 
 def test_openai_form_keeps_unknown_fields_for_vllm() -> None:
     body = parse_request({"messages": [{"role": "user", "content": "hi"}], "ignore_eos": True})
     assert isinstance(body, OpenAIRequest)
     assert body.stream is False and not body.wants_usage_chunk
+    assert body.to_model_server("served", "r").body == {
+        "messages": [{"role": "user", "content": "hi"}],
+        "ignore_eos": True,
+        "model": "served",
+    }
+
+
+def test_openai_form_goes_to_vllm_as_sent() -> None:
+    sent = {
+        "model": "whatever",
+        "messages": [
+            {"role": "system", "content": "s"},
+            {"role": "assistant", "tool_calls": [{"id": "t", "type": "function"}]},
+            {"role": "user", "content": [{"type": "text", "text": "hi"}], "name": "u"},
+        ],
+        "stream": True,
+        "stream_options": {"continuous_usage_stats": True},
+        "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {}}},
+        "temperature": 0.5,
+        "stop": "x",
+        "n": 2,
+    }
+    body = parse_request(sent)
+    assert isinstance(body, OpenAIRequest)
+    forwarded = body.to_model_server("served", "r").body
+    usage_options = {"continuous_usage_stats": True, "include_usage": True}
+    assert forwarded == {**sent, "model": "served", "stream_options": usage_options}
 
 
 @pytest.mark.parametrize(

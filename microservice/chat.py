@@ -1,0 +1,79 @@
+"""What travels between the request forms and the connectors: one request type, one answer
+type, and the one reader of token usage.
+
+Both forms (OPEA, OpenAI) build a ``ChatCall``; both connectors (generic, langchain) take it and
+return a ``Completion`` or a stream of ``chat.completion.chunk`` JSON bytes. Streams always ask
+vLLM for a final usage chunk (``choices: []`` plus ``usage``); ``final_usage`` recognises it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+# Every chunk that carries usage has this key; most chunks do not, so most skip the parse.
+USAGE_KEY = b'"usage"'
+
+
+@dataclass(frozen=True, slots=True)
+class ChatCall:
+    """A request for vLLM's ``/v1/chat/completions``: its JSON body (OpenAI schema, ``model``,
+    ``stream`` and, for streams, ``stream_options.include_usage`` set) and our request id."""
+
+    body: dict[str, Any]
+    request_id: str
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.body.get("stream"))
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+def usage_from(answer: dict[str, Any]) -> Usage | None:
+    """The ``usage`` object of a parsed completion or chunk, if it has one."""
+    usage = answer.get("usage")
+    if not isinstance(usage, dict):
+        return None
+    return Usage(
+        int(usage.get("prompt_tokens") or 0),
+        int(usage.get("completion_tokens") or 0),
+        int(usage.get("total_tokens") or 0),
+    )
+
+
+def final_usage(chunk: bytes) -> Usage | None:
+    """The usage of the stream's final usage chunk, or None for any other chunk.
+
+    With ``continuous_usage_stats`` every chunk carries the running usage too; only the final
+    one (no choices) counts, so the totals are never added up twice."""
+    if USAGE_KEY not in chunk:
+        return None
+    parsed = orjson.loads(chunk)
+    if not isinstance(parsed, dict) or parsed.get("choices"):
+        return None
+    return usage_from(parsed)
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A ``chat.completion``: the bytes to pass through and the parsed object."""
+
+    raw: bytes
+    body: dict[str, Any]
+
+    @property
+    def text(self) -> str:
+        choices = self.body.get("choices") or [{}]
+        return str((choices[0].get("message") or {}).get("content") or "")
+
+    @property
+    def usage(self) -> Usage:
+        return usage_from(self.body) or Usage()

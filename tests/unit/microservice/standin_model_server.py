@@ -1,0 +1,140 @@
+"""A STAND-IN for vLLM, not vLLM: an httpx transport with scripted answers, for in-process tests
+of what a real server cannot show on demand (an event split across reads, a stream cut or
+ended early, an error event, a 5xx, a refused connection, a timeout).
+
+The real-vLLM behaviour of the same paths is covered in tests/integration/microservice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import orjson
+
+from microservice.app import create_app
+from microservice.settings import MicroserviceSettings
+
+MODEL = "standin-model"
+ENDPOINT = "http://standin-model-server"
+
+
+def chunk(text: str | None = None, finish: str | None = None, **extra: Any) -> bytes:
+    """One ``chat.completion.chunk`` as vLLM writes it (``choices=[]`` for the usage chunk)."""
+    choices = extra.pop("choices", None)
+    if choices is None:
+        delta = {"content": text} if text is not None else {"role": "assistant", "content": ""}
+        choices = [{"index": 0, "delta": delta, "finish_reason": finish}]
+    body = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": MODEL}
+    return orjson.dumps({**body, "choices": choices, **extra})
+
+
+def usage(completion_tokens: int, prompt_tokens: int = 3) -> dict[str, int]:
+    total = prompt_tokens + completion_tokens
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": total,
+    }
+
+
+def usage_chunk(completion_tokens: int) -> bytes:
+    return chunk(choices=[], usage=usage(completion_tokens))
+
+
+def sse(*chunks: bytes, done: bool = True) -> bytes:
+    events = b"".join(b"data: " + c + b"\n\n" for c in chunks)
+    return events + (b"data: [DONE]\n\n" if done else b"")
+
+
+def completion(text: str, completion_tokens: int) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": MODEL,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": usage(completion_tokens),
+    }
+
+
+class Pieces(httpx.AsyncByteStream):
+    """A body that arrives in the given pieces (one read each), optionally cut by ``fail``."""
+
+    def __init__(self, pieces: list[bytes], fail: Exception | None = None) -> None:
+        self.pieces = pieces
+        self.fail = fail
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for piece in self.pieces:
+            yield piece
+        if self.fail is not None:
+            raise self.fail
+
+
+def streamed(pieces: list[bytes], fail: Exception | None = None) -> httpx.Response:
+    headers = {"content-type": "text/event-stream"}
+    return httpx.Response(200, headers=headers, stream=Pieces(pieces, fail))
+
+
+Answer = Callable[[dict[str, Any]], httpx.Response]
+
+
+@dataclass
+class StandinModelServer:
+    """What the stand-in answers; ``chat`` gets the JSON body vLLM would get."""
+
+    chat: Answer = field(default=lambda body: httpx.Response(500))
+    health_status: int = 200
+    models: list[dict[str, Any]] = field(
+        default_factory=lambda: [{"id": MODEL, "max_model_len": 512}]
+    )
+    refuse: bool = False
+    received: list[dict[str, Any]] = field(default_factory=list)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        if self.refuse:
+            raise httpx.ConnectError("connection refused (stand-in)", request=request)
+        if request.url.path == "/health":
+            return httpx.Response(self.health_status)
+        if request.url.path == "/v1/models":
+            return httpx.Response(200, json={"object": "list", "data": self.models})
+        body = orjson.loads(request.content)
+        self.received.append(body)
+        return self.chat(body)
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self.handle)
+
+
+@contextlib.asynccontextmanager
+async def microservice(
+    standin: StandinModelServer, **settings: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The real app from its factory, in process, in front of the stand-in."""
+    config = MicroserviceSettings(
+        llm_model_name=MODEL, llm_model_server_endpoint=ENDPOINT, **settings
+    )
+    app = create_app(config, standin.transport())
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://usvc") as client,
+    ):
+        yield client
+
+
+def generated_tokens(metrics_text: str) -> float:
+    for line in metrics_text.splitlines():
+        if line.startswith("llm_usvc_generated_tokens_total "):
+            return float(line.split()[1])
+    raise AssertionError("no llm_usvc_generated_tokens_total in /metrics")
