@@ -8,9 +8,6 @@ from typing import Any
 import httpx
 
 from harness.processes import Server
-from tests.sse import opea_stream_text, openai_stream_text, sse_data
-
-__all__ = ["metric", "opea_stream_text", "openai_stream_text", "post", "sse_data", "vllm_chat"]
 
 
 def post(server: Server, body: dict[str, Any], **kwargs: Any) -> httpx.Response:

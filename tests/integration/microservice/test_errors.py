@@ -14,7 +14,8 @@ import pytest
 
 from harness.processes import Server, free_port
 from tests.integration.microservice.conftest import microservice
-from tests.integration.microservice.helpers import post, sse_data
+from tests.integration.microservice.helpers import post
+from tests.sse import sse_data
 
 pytestmark = pytest.mark.integration
 

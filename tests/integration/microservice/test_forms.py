@@ -9,13 +9,8 @@ import httpx
 import pytest
 
 from harness.processes import Server
-from tests.integration.microservice.helpers import (
-    opea_stream_text,
-    openai_stream_text,
-    post,
-    sse_data,
-    vllm_chat,
-)
+from tests.integration.microservice.helpers import post, vllm_chat
+from tests.sse import opea_stream_text, openai_stream_text, sse_data
 
 pytestmark = pytest.mark.integration
 
