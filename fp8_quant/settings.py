@@ -1,7 +1,9 @@
 """One typed settings object for the calibration job, read once at start.
 
 Variable names are the stack's own (``LLM_VLLM_MODEL_NAME``, ``HF_HOME``, ``VLLM_TP_SIZE``), so
-the job and the model server read the same ``.env`` and agree on where the result lies.
+the job and the model server read the same ``.env`` and agree on where the result lies. Field
+descriptions are the documentation: ``docs/configuration.md`` is generated from them
+(``make docs``).
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings
 
-from model_server.config_loading import SETTINGS_CONFIG, load, lowercase
-from model_server.settings import DEFAULT_MODEL, default_quant_config
+from common.config_loading import SETTINGS_CONFIG, load, lowercase
+from common.constants import DEFAULT_MODEL, default_quant_config
 
 Device = Literal["cpu", "hpu"]
 ScalesDevice = Literal["GAUDI2", "GAUDI3"]
@@ -25,33 +27,48 @@ class Fp8Settings(BaseSettings):
     model_config = SETTINGS_CONFIG
 
     llm_device: Device = Field(
-        "hpu", description="Device the measurement runs on: hpu (Gaudi) or cpu (tests, dev)."
+        "hpu",
+        description="Device the measurement runs on: `hpu` (Gaudi), or `cpu` for tests and "
+        "development.",
     )
     llm_vllm_model_name: str = Field(
-        DEFAULT_MODEL, min_length=1, description="Hugging Face model id or local model folder."
+        DEFAULT_MODEL,
+        min_length=1,
+        description="Model to measure: a Hugging Face model id or a local model folder; the "
+        "model server's own variable, so both agree.",
     )
     hf_token: SecretStr | None = Field(
-        None, description="Hugging Face token for gated models; never logged."
+        None,
+        description="Hugging Face access token for gated or private models; never logged.",
     )
     hf_home: Path = Field(
         Path.home() / ".cache" / "huggingface",
-        description="Hugging Face cache; the result goes to <HF_HOME>/inc/<model basename>/.",
+        description="Hugging Face cache folder; the result goes to `<HF_HOME>/inc/<model "
+        "basename>/`, where the model server looks for it. The Compose stack fixes it to "
+        "`/data`.",
     )
     fp8_dataset_path: Path = Field(
-        description="Calibration prompts: .pkl (upstream DataFrame or list), .jsonl or .txt."
+        description="Calibration prompts: `.pkl` or `.pickle` (the DataFrame of the Gaudi "
+        "calibration scripts, or a list of prompts), `.jsonl` (one object with `input`, `text` "
+        "or `prompt` per line) or `.txt` (one prompt per line)."
     )
     fp8_max_samples: int | None = Field(
-        None, ge=1, description="Use at most this many prompts (the first ones); all if unset."
+        None, ge=1, description="Use at most this many prompts (the first ones); unset: all."
     )
     fp8_batch_size: int = Field(1, ge=1, description="Prompts per forward pass.")
     fp8_max_seq_len: int = Field(
         1024, ge=1, description="Tokens kept per prompt; longer prompts are truncated."
     )
     fp8_device_for_scales: ScalesDevice = Field(
-        "GAUDI2", description="Gaudi generation the scales are for (GAUDI2 scales also run on G3)."
+        "GAUDI2",
+        description="Gaudi generation the scales are computed for; `GAUDI2` scales also run on "
+        "Gaudi 3.",
     )
     vllm_tp_size: int = Field(
-        1, ge=1, description="Tensor parallel size vLLM will serve with: one file set per rank."
+        1,
+        ge=1,
+        description="Tensor parallel size vLLM will serve with (the model server's "
+        "`VLLM_TP_SIZE`): one set of measurement files per rank.",
     )
 
     _lowercase = field_validator("llm_device", mode="before")(lowercase)

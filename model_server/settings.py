@@ -2,7 +2,8 @@
 
 Sources, highest priority first: exported environment variables, then an optional env file
 (``docker/<device>/.env``), then the defaults below. Field descriptions are the documentation:
-``python -m model_server --help-env`` prints them and the README table is checked against them.
+``python -m model_server --help-env`` prints them and ``docs/configuration.md`` is generated
+from them (``make docs``).
 """
 
 from __future__ import annotations
@@ -13,18 +14,11 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings
 
-from model_server.config_loading import SETTINGS_CONFIG, lowercase, strict_bool
+from common.config_loading import SETTINGS_CONFIG, lowercase, strict_bool
+from common.constants import DEFAULT_MODEL, QUANT_CONFIG_FILE, default_quant_config
 
 Device = Literal["cpu", "hpu"]
 Dtype = Literal["auto", "bfloat16", "float16", "half", "float32", "float"]
-
-DEFAULT_MODEL = "Intel/neural-chat-7b-v3-3"
-QUANT_CONFIG_FILE = "maxabs_quant_g2.json"
-
-
-def default_quant_config(hf_home: Path, model_name: str) -> Path:
-    """Where the FP8 job writes, and vLLM reads, the INC quantization json for a model."""
-    return hf_home / "inc" / Path(model_name.rstrip("/")).name / QUANT_CONFIG_FILE
 
 
 class ModelServerSettings(BaseSettings):
@@ -32,70 +26,128 @@ class ModelServerSettings(BaseSettings):
 
     model_config = SETTINGS_CONFIG
 
-    llm_device: Device = Field("cpu", description="Device vLLM runs on: cpu or hpu.")
+    llm_device: Device = Field(
+        "cpu",
+        description="Device vLLM runs on: `cpu` (Intel Xeon) or `hpu` (Intel Gaudi); chooses "
+        "the flags and environment rendered for vLLM.",
+    )
     llm_vllm_model_name: str = Field(
         DEFAULT_MODEL,
         min_length=1,
-        description="Hugging Face model id or local model folder to serve.",
+        description="Model to serve (`--model`): a Hugging Face model id, downloaded into "
+        "`HF_HOME`, or a local model folder.",
     )
-    llm_vllm_host: str = Field("0.0.0.0", min_length=1, description="Address vLLM binds to.")
-    llm_vllm_port: int = Field(8008, ge=1, le=65535, description="Port vLLM listens on.")
+    llm_vllm_host: str = Field(
+        "0.0.0.0",
+        min_length=1,
+        description="Address vLLM binds to (`--host`); `0.0.0.0` listens on every interface.",
+    )
+    llm_vllm_port: int = Field(
+        8008,
+        ge=1,
+        le=65535,
+        description="TCP port vLLM listens on (`--port`); the microservice's "
+        "`LLM_MODEL_SERVER_ENDPOINT` points at it.",
+    )
     hf_token: SecretStr | None = Field(
-        None, description="Hugging Face token for gated models; passed through, never logged."
+        None,
+        description="Hugging Face access token for gated or private models; passed to vLLM as "
+        "`HF_TOKEN`, never logged. Unset for public or local models.",
     )
     hf_home: Path = Field(
         Path.home() / ".cache" / "huggingface",
-        description="Hugging Face cache folder (models and FP8 measurements under inc/).",
+        description="Hugging Face cache folder: downloaded models, and FP8 measurements under "
+        "`inc/<model basename>/`. The Compose stacks fix it to `/data` (the mounted `data/` "
+        "folder).",
     )
-    vllm_dtype: Dtype = Field("bfloat16", description="Weight and activation dtype (--dtype).")
+    vllm_dtype: Dtype = Field(
+        "bfloat16",
+        description="Weight and activation dtype (`--dtype`): `auto` takes the model's own; "
+        "`half` is `float16`, `float` is `float32`.",
+    )
     vllm_max_num_seqs: int | None = Field(
-        None, ge=1, description="Max sequences per batch (--max-num-seqs); vLLM default if unset."
+        None,
+        ge=1,
+        description="Most sequences batched in one step (`--max-num-seqs`); unset: vLLM's default.",
     )
     vllm_tp_size: int | None = Field(
-        None, ge=1, description="Tensor parallel size (--tensor-parallel-size)."
+        None,
+        ge=1,
+        description="Tensor parallel size (`--tensor-parallel-size`): devices one copy of the "
+        "model is split across; unset: 1.",
     )
     vllm_pp_size: int | None = Field(
-        None, ge=1, description="Pipeline parallel size (--pipeline-parallel-size)."
+        None,
+        ge=1,
+        description="Pipeline parallel size (`--pipeline-parallel-size`): stages the layers are "
+        "split into; unset: 1.",
     )
     vllm_max_model_len: int | None = Field(
-        None, ge=1, description="Context length (--max-model-len); model's own if unset."
+        None,
+        ge=1,
+        description="Context length in tokens, prompt plus answer (`--max-model-len`); unset: "
+        "the model's own.",
     )
     vllm_cpu_kvcache_space: int | None = Field(
-        None, ge=1, description="CPU only: KV-cache size in GiB (VLLM_CPU_KVCACHE_SPACE)."
+        None,
+        ge=1,
+        description="CPU only: KV-cache size in GiB, passed to vLLM as `VLLM_CPU_KVCACHE_SPACE`; "
+        "unset: vLLM sizes it from the machine's memory.",
     )
     vllm_cpu_omp_threads_bind: str = Field(
         "auto",
         min_length=1,
-        description="CPU only: OpenMP thread binding (VLLM_CPU_OMP_THREADS_BIND): auto, "
-        "nobind, or core list such as 0-31.",
+        description="CPU only: OpenMP thread binding (`VLLM_CPU_OMP_THREADS_BIND`): `auto` (one "
+        "thread per core, NUMA-aware), `nobind`, or a core list such as `0-31`.",
     )
     vllm_cpu_preload: bool = Field(
         True,
-        description="CPU only: preload tcmalloc and Intel OpenMP (LD_PRELOAD) when installed.",
+        description="CPU only: preload tcmalloc and Intel OpenMP (`LD_PRELOAD`) when they are "
+        "installed; `false` never preloads.",
     )
     omp_num_threads: int | None = Field(
-        None, ge=1, description="OpenMP threads per worker (OMP_NUM_THREADS)."
+        None,
+        ge=1,
+        description="OpenMP threads per vLLM worker (`OMP_NUM_THREADS`); unset: the OpenMP "
+        "runtime's default.",
     )
     vllm_skip_warmup: bool | None = Field(
-        None, description="HPU only: skip graph warm-up (faster start, slower serving)."
+        None,
+        description="HPU only: `true` skips the graph warm-up (faster start, slower first "
+        "requests); unset: vLLM's default.",
     )
-    habana_visible_devices: str = Field("all", description="HPU only: Gaudi cards to use.")
+    habana_visible_devices: str = Field(
+        "all",
+        description="HPU only: Gaudi cards vLLM may use: `all`, or card indices such as `0,1`.",
+    )
     pt_hpu_enable_lazy_collectives: bool = Field(
-        True, description="HPU only: lazy collectives, required for tensor parallelism."
+        True,
+        description="HPU only: lazy-mode collectives of the Gaudi runtime; tensor parallelism "
+        "on Gaudi needs `true`.",
     )
     pt_hpu_lazy_acc_par_mode: int | None = Field(
-        None, ge=0, le=1, description="HPU only: lazy accumulation parallel mode (0 or 1)."
+        None,
+        ge=0,
+        le=1,
+        description="HPU only: lazy accumulation parallel mode of the Gaudi runtime, `0` or "
+        "`1`; unset: the runtime's default.",
     )
     ompi_mca_btl_vader_single_copy_mechanism: str = Field(
-        "none", description="HPU only: Open MPI shared-memory copy mechanism."
+        "none",
+        description="HPU only: Open MPI shared-memory single-copy mechanism; `none` avoids CMA, "
+        "which containers usually forbid. Compose files spell it "
+        "`OMPI_MCA_btl_vader_single_copy_mechanism`, as Open MPI does.",
     )
     if_fp8_quantization: bool = Field(
-        False, description="HPU only: serve FP8 with INC measurements (--quantization inc)."
+        False,
+        description="HPU only: serve in FP8 with the Intel Neural Compressor measurements of the "
+        "FP8 job (`--quantization inc --kv-cache-dtype fp8_inc`); refused with "
+        "`LLM_DEVICE=cpu`.",
     )
     quant_config: Path | None = Field(
         None,
-        description="FP8 quantization json; default <HF_HOME>/inc/<model basename>/"
-        + QUANT_CONFIG_FILE,
+        description="HPU FP8 only: INC quantization json given to vLLM as `QUANT_CONFIG`; unset: "
+        "`<HF_HOME>/inc/<model basename>/" + QUANT_CONFIG_FILE + "`, where the FP8 job writes it.",
     )
 
     _lowercase = field_validator("llm_device", "vllm_dtype", mode="before")(lowercase)

@@ -9,10 +9,12 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from harness.processes import REPO_ROOT
+
 BIN = Path(sys.executable).parent
 STACKS = ("cpu", "hpu")
 DOCKERFILES = (
@@ -72,6 +74,33 @@ def rendered(compose: Path, env_file: Path, profiles: tuple[str, ...] = ()) -> d
     assert result.returncode == 0, result.stderr
     config: dict[str, Any] = json.loads(result.stdout)
     return config
+
+
+def write_env_file(path: Path, values: Mapping[str, str]) -> Path:
+    """An env file with one ``NAME=value`` line per entry (values without quotes or spaces)."""
+    path.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+    return path
+
+
+def environment_problems(
+    config: dict[str, Any],
+    service: str,
+    expected: Mapping[str, str],
+    absent: Iterable[str] = (),
+) -> list[str]:
+    """Where the rendered environment of ``service`` lacks a name of ``expected`` or holds
+    another value, or holds a name of ``absent``. Names match in any case, as the services'
+    settings read them."""
+    environment = config["services"][service].get("environment") or {}
+    by_name = {name.lower(): value for name, value in environment.items()}
+    problems = []
+    for name, value in expected.items():
+        if name.lower() not in by_name:
+            problems.append(f"{service}: {name} is not passed")
+        elif by_name[name.lower()] != value:
+            problems.append(f"{service}: {name}={by_name[name.lower()]!r}, expected {value!r}")
+    problems += [f"{service}: {name} is passed" for name in absent if name.lower() in by_name]
+    return problems
 
 
 def env_keys(env_file: Path) -> set[str]:

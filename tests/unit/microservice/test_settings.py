@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 
 import pytest
 
-from microservice.settings import DEFAULT_MODEL, MicroserviceSettings, load_settings
-from model_server.config_errors import ConfigError
-from tests.helpers.processes import REPO_ROOT
+from common.config_errors import ConfigError
+from common.constants import DEFAULT_MODEL
+from harness.processes import REPO_ROOT
+from microservice.settings import load_settings
 
 
 def test_defaults_match_design(clean_env: pytest.MonkeyPatch) -> None:
@@ -84,10 +84,3 @@ def test_python_m_microservice_exits_2_with_one_line(clean_env: pytest.MonkeyPat
         "microservice: invalid configuration: LLM_CONNECTOR='openai': "
         "Input should be 'generic' or 'langchain'"
     ]
-
-
-def test_readme_table_lists_every_variable() -> None:
-    readme = (REPO_ROOT / "README.md").read_text().split("## The LLM microservice")[1]
-    table = readme.split("### Configuration")[1].split("###")[0]
-    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", table, re.M))
-    assert documented == {name.upper() for name in MicroserviceSettings.model_fields}
