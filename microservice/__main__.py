@@ -8,22 +8,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import TYPE_CHECKING
 
-import uvicorn
-from fastapi import FastAPI
-
+from common.config_errors import ConfigError
+from common.settings_text import env_help, settings_lines
 from microservice import logs
-from microservice.app import create_app
 from microservice.settings import MicroserviceSettings, load_settings
-from model_server.config_errors import ConfigError
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
-def env_help() -> str:
-    lines = []
-    for name, info in MicroserviceSettings.model_fields.items():
-        default = "" if info.default is None else f" (default: {info.default})"
-        lines.append(f"{name.upper():28} {info.description}{default}")
-    return "\n".join(lines)
+# The app and uvicorn are imported where they are used: `--check` needs only the settings, so
+# run_vllm.sh can validate with any Python that has pydantic-settings.
 
 
 # Several workers are separate processes: the settings validated once here reach them as JSON.
@@ -32,6 +28,8 @@ WORKER_SETTINGS = "LLM_USVC_WORKER_SETTINGS_JSON"
 
 def worker_app() -> FastAPI:
     """The app of one uvicorn worker (LLM_USVC_WORKERS > 1), from the parent's settings."""
+    from microservice.app import create_app
+
     settings = MicroserviceSettings.model_validate_json(os.environ[WORKER_SETTINGS])
     logs.setup(settings.opea_logger_level)
     return create_app(settings)
@@ -43,15 +41,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--env-file", help="env file; exported variables win over it")
     parser.add_argument("--help-env", action="store_true", help="list the variables read")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="validate the configuration and print it as NAME=value lines (secrets left out), "
+        "do not serve; exit 0, or 2 with one line",
+    )
     args = parser.parse_args(argv)
     if args.help_env:
-        print(env_help())
+        print(env_help(MicroserviceSettings))
         return 0
     try:
         settings = load_settings(args.env_file)
     except ConfigError as error:
         print(f"microservice: {error}", file=sys.stderr)
         return 2
+    if args.check:
+        print("\n".join(settings_lines(settings)))
+        return 0
+    import uvicorn
+
+    from microservice.app import create_app
+
     logs.setup(settings.opea_logger_level)
     workers = settings.llm_usvc_workers
     if workers > 1:

@@ -3,13 +3,15 @@
 Tests and offline smoke runs cannot reach a model hub, so they need a model made on the spot.
 Everything is seeded, so two builds give the same files and the same generations.
 
-Usage: ``python -m model_server.tiny_model OUT_DIR``
+Usage: ``python -m model_server.tiny_model OUT_DIR [--if-missing]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -118,14 +120,52 @@ def build(out_dir: Path) -> Path:
     return out_dir
 
 
+def is_built(out_dir: Path) -> bool:
+    return (out_dir / "config.json").is_file()
+
+
+def ensure(out_dir: Path) -> Path:
+    """Build into ``out_dir`` unless a model is already there; never leave half a model.
+
+    The model is built in a sibling folder and renamed into place, so ``out_dir`` holds a
+    config.json only once everything is written; an interrupted build is built again.
+    """
+    if is_built(out_dir):
+        return out_dir
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    partial = out_dir.with_name(f".{out_dir.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        build(partial)
+        if out_dir.is_dir() and not any(out_dir.iterdir()):
+            out_dir.rmdir()
+        try:
+            partial.rename(out_dir)
+        except OSError:
+            if not is_built(out_dir):  # a concurrent build that won the rename is fine
+                raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return out_dir
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m model_server.tiny_model",
         description="Build a tiny offline Llama model (tokenizer, weights, chat template).",
     )
     parser.add_argument("out_dir", type=Path, help="folder to write the model into")
+    parser.add_argument(
+        "--if-missing",
+        action="store_true",
+        help="keep a model already built in OUT_DIR; else build it in a temporary folder and "
+        "rename that into place, so an interrupted build is never reused",
+    )
     args = parser.parse_args(argv)
-    path = build(args.out_dir)
+    if args.if_missing and is_built(args.out_dir):
+        print(f"tiny model already in {args.out_dir}", file=sys.stderr)
+        return 0
+    path = ensure(args.out_dir) if args.if_missing else build(args.out_dir)
     print(f"tiny model written to {path}", file=sys.stderr)
     return 0
 

@@ -1,7 +1,9 @@
-"""`./run_vllm.sh --native`: wrong configuration stops it at once with one line.
+"""`./run_vllm.sh --native`: wrong configuration, or a model that is not there, stops it at once
+with one line, before vLLM loads anything.
 
-The full native stack (vLLM, then the microservice, SIGTERM stopping both) is exercised in
-tests/integration/microservice/test_native_stack.py, which starts it once for both checks.
+The full native stack (`--native --demo`: the tiny model, vLLM, then the microservice, SIGTERM
+stopping both) is exercised in tests/integration/microservice/test_native_stack.py, which
+starts it once for every check.
 """
 
 from __future__ import annotations
@@ -12,18 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.processes import REPO_ROOT, free_port
+from harness.processes import REPO_ROOT, free_port
+from model_server.model_source import DEMO_COMMAND
 
 pytestmark = pytest.mark.integration
 
 SCRIPT = str(REPO_ROOT / "run_vllm.sh")
 
 
-def native_env(tiny_model: Path, hf_home: Path, vllm_port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "VLLM_"))}
+def native_env(hf_home: Path, vllm_port: int, model: Path | None = None) -> dict[str, str]:
+    """Loopback ports of this test's own, the CPU device, nothing from the developer's shell;
+    ``model``: served instead of the configured one (``--demo`` chooses its own)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "VLLM_", "HF_"))}
     env.update(
         LLM_DEVICE="cpu",
-        LLM_VLLM_MODEL_NAME=str(tiny_model),
         LLM_VLLM_HOST="127.0.0.1",
         LLM_VLLM_PORT=str(vllm_port),
         VLLM_CPU_KVCACHE_SPACE="1",
@@ -35,6 +39,8 @@ def native_env(tiny_model: Path, hf_home: Path, vllm_port: int) -> dict[str, str
         HF_HOME=str(hf_home),
         STOP_GRACE_S="30",
     )
+    if model is not None:
+        env["LLM_VLLM_MODEL_NAME"] = str(model)
     return env
 
 
@@ -44,25 +50,46 @@ def run_script(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[s
     )
 
 
-def test_wrong_value_stops_native_start_with_one_line(tiny_model: Path, tmp_path: Path) -> None:
-    env = native_env(tiny_model, tmp_path, free_port())
-    env["VLLM_TP_SIZE"] = "0"
+@pytest.mark.parametrize(
+    ("name", "value", "line"),
+    [
+        ("VLLM_TP_SIZE", "0", "model_server: invalid configuration: VLLM_TP_SIZE='0'"),
+        ("LLM_CONNECTOR", "nope", "microservice: invalid configuration: LLM_CONNECTOR='nope'"),
+    ],
+)
+def test_wrong_value_stops_native_start_with_one_line(
+    tmp_path: Path, name: str, value: str, line: str
+) -> None:
+    env = native_env(tmp_path, free_port())
+    env[name] = value
     result = run_script(env, "--native")
-    assert result.returncode != 0
-    errors = [line for line in result.stderr.splitlines() if "invalid configuration" in line]
-    assert len(errors) == 1 and "VLLM_TP_SIZE='0'" in errors[0], result.stderr
+    assert result.returncode == 2
+    errors = result.stderr.strip().splitlines()
+    assert len(errors) == 1 and errors[0].startswith(line), result.stderr
+
+
+def test_a_model_that_is_not_there_stops_native_start_with_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-model"
+    result = run_script(native_env(tmp_path, free_port(), missing), "--native")
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if '"logger":"run_vllm"' not in line]
+    assert lines == [
+        f"model_server: model '{missing}' is not on disk (looked in {missing}) and cannot be "
+        f"downloaded (it is a local path); try the built-in tiny model: {DEMO_COMMAND}"
+    ], result.stderr
 
 
 def test_unknown_device_is_one_line(tmp_path: Path) -> None:
     env = {"PATH": os.environ["PATH"], "LLM_DEVICE": "tpu"}
     result = run_script(env, "--native")
-    assert result.returncode != 0
+    assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "run_vllm.sh: error: LLM_DEVICE='tpu' is not supported (allowed: cpu, hpu)"
+        "model_server: invalid configuration: LLM_DEVICE='tpu': Input should be 'cpu' or 'hpu'"
     ]
 
 
 def test_help() -> None:
     result = run_script({"PATH": os.environ["PATH"]}, "--help")
     assert result.returncode == 0
-    assert "--native" in result.stdout and "LLM_DEVICE" in result.stdout
+    assert "--native" in result.stdout and "--demo" in result.stdout
+    assert "LLM_DEVICE" in result.stdout

@@ -1,50 +1,66 @@
-"""`./run_vllm.sh --native` starts the microservice after vLLM is healthy, the README's three
-curl commands work as printed (only the port differs), and SIGTERM stops both."""
+"""`./run_vllm.sh --native --demo`, the README's run command, end to end in one vLLM boot: it
+builds (or reuses) the tiny model, starts vLLM, then the microservice once vLLM is healthy,
+prints the README's three curl commands (only the port differs), which work as printed, and
+SIGTERM stops everything it started."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
 import psutil
 import pytest
 
-from tests.helpers.processes import REPO_ROOT, Server, free_port, wait_until_healthy
-from tests.integration.microservice.helpers import opea_stream_text, sse_data
+from harness.processes import REPO_ROOT, free_port
 from tests.integration.test_run_vllm_native import SCRIPT, native_env
+from tests.markdown import READY_LINE, printed_requests, readme_curls_on
+from tests.sse import opea_stream_text, sse_data
 
 pytestmark = pytest.mark.integration
 
-
-def readme_curls() -> list[str]:
-    section = (REPO_ROOT / "README.md").read_text().split("## The LLM microservice")[1]
-    block = section.split("```bash")[1].split("```")[0]
-    commands = [c.replace("\\\n", " ") for c in re.split(r"\n\s*\n", block.strip())]
-    assert len(commands) == 3 and all(c.startswith("curl http://localhost:9000") for c in commands)
-    return commands
+DEMO_MODEL = REPO_ROOT / ".demo" / "tiny-model"
 
 
-def test_native_stack_serves_readme_curls_and_stops(tiny_model: Path, tmp_path: Path) -> None:
+def wait_for_output(
+    process: subprocess.Popen[bytes], log_path: Path, text: str, timeout_s: float
+) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        output = log_path.read_text(errors="replace")
+        if text in output:
+            return output
+        if process.poll() is not None:
+            raise RuntimeError(f"run_vllm.sh exited with {process.returncode}:\n{output[-4000:]}")
+        time.sleep(0.5)
+    raise TimeoutError(
+        f"no {text!r} in {timeout_s}s:\n{log_path.read_text(errors='replace')[-4000:]}"
+    )
+
+
+def test_demo_serves_the_printed_readme_curls_and_stops(tmp_path: Path) -> None:
     vllm_port = free_port()
-    env = native_env(tiny_model, tmp_path / "hf", vllm_port)
+    env = native_env(tmp_path / "hf", vllm_port)
+    del env["LLM_MODEL_SERVER_ENDPOINT"], env["HF_HUB_OFFLINE"]  # the demo sets both itself
     usvc_port = env["LLM_USVC_PORT"]
     log_path = tmp_path / "native.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [SCRIPT, "--native"], env=env, stdout=log, stderr=subprocess.STDOUT,
+            [SCRIPT, "--native", "--demo"], env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
-    usvc = Server(f"http://127.0.0.1:{usvc_port}", process, log_path)
     try:
-        wait_until_healthy(usvc, "/v1/health_check", timeout_s=300)
+        output = wait_for_output(process, log_path, READY_LINE, timeout_s=300)
+        # Wait for the whole block (printed in one write, but read while it may be landing).
+        output = wait_for_output(process, log_path, "OpenAI SDK", timeout_s=10)
+        commands = printed_requests(output)
+        assert commands == readme_curls_on(usvc_port)
         outputs = []
-        for command in readme_curls():
-            command = command.replace("localhost:9000", f"localhost:{usvc_port}")
+        for command in commands:
             result = subprocess.run(
                 ["bash", "-c", command + " --silent --show-error --fail"],
                 capture_output=True, text=True, timeout=120, check=True,
@@ -55,10 +71,11 @@ def test_native_stack_serves_readme_curls_and_stops(tiny_model: Path, tmp_path: 
         assert answer["prompt"] == "What is Deep Learning?" and answer["text"]
         assert opea_stream_text(sse_data(outputs[2]))
 
-        # The model server itself answers on its own port too (the README's :8008 example).
+        # The model server itself answers on its own port too, serving the demo's tiny model.
+        assert (DEMO_MODEL / "config.json").is_file()
         completion = httpx.post(
             f"http://127.0.0.1:{vllm_port}/v1/completions",
-            json={"model": str(tiny_model), "prompt": "What is deep learning?", "max_tokens": 4},
+            json={"model": str(DEMO_MODEL), "prompt": "What is deep learning?", "max_tokens": 4},
             timeout=60,
         )
         assert completion.status_code == 200, completion.text

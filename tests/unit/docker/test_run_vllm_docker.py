@@ -1,21 +1,29 @@
-"""run_vllm.sh in Docker mode, against a fake `docker` that records what it was asked to do."""
+"""run_vllm.sh in Docker mode, against a fake `docker` that records what it was asked to do.
+
+Configuration is validated by the services' own settings (`python -m <service> --check`):
+with .venv/'s Python here, with a host python3 that has pydantic-settings, or by the
+containers when there is neither (copies of the repository without .venv/ show those cases).
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-RUN_VLLM = REPO_ROOT / "run_vllm.sh"
+from harness.processes import REPO_ROOT
+from tests.markdown import printed_requests, readme_curls_on
 
+RUN_VLLM = REPO_ROOT / "run_vllm.sh"
+# Each call appends what it was asked and the environment it saw; `info` answers the probes.
 FAKE_DOCKER = r"""#!/usr/bin/env bash
 case "$1" in
     compose)
         [[ "$2" == version ]] && exit "${FAKE_NO_COMPOSE:-0}"
-        { echo "cwd=${PWD}"; echo "args=$*"; env | sort; } > "${FAKE_LOG}"
+        { echo "cwd=${PWD}"; echo "args=$*"; env | sort; echo "---"; } >> "${FAKE_LOG}"
         exit 0 ;;
     info)
         [[ -n "${FAKE_INFO_FAIL:-}" ]] && exit 1
@@ -26,13 +34,46 @@ exit 0
 """
 
 
-def run(tmp_path: Path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess[str], str]:
-    """Run run_vllm.sh with the fake docker first on PATH and none of the stack's variables."""
+def repo_copy(tmp_path: Path, *, venv: bool, env_lines: dict[str, list[str]] | None = None) -> Path:
+    """A copy of the repository (code linked, docker/*/.env copied and extended), without
+    .venv/ unless ``venv``."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    for name in ("run_vllm.sh", "common", "model_server", "microservice", "scripts"):
+        (root / name).symlink_to(REPO_ROOT / name)
+    if venv:
+        (root / ".venv").symlink_to(REPO_ROOT / ".venv")
+    for device in ("cpu", "hpu"):
+        stack = root / "docker" / device
+        stack.mkdir(parents=True)
+        shutil.copy(REPO_ROOT / "docker" / device / "docker-compose.yaml", stack)
+        text = (REPO_ROOT / "docker" / device / ".env").read_text()
+        (stack / ".env").write_text(
+            text + "".join(f"{line}\n" for line in (env_lines or {}).get(device, []))
+        )
+    return root
+
+
+def run(
+    tmp_path: Path, *args: str, script: Path = RUN_VLLM, python3: str | None = None, **env: str
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Run run_vllm.sh with the fake docker first on PATH and none of the stack's variables.
+
+    ``python3``: a host `python3` put first on PATH ("venv": .venv's; "broken": one that
+    cannot import anything), for the copies of the repository without .venv/.
+    """
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     docker = bin_dir / "docker"
     docker.write_text(FAKE_DOCKER)
     docker.chmod(0o755)
+    if python3 is not None:
+        fake = bin_dir / "python3"
+        target = REPO_ROOT / ".venv" / "bin" / "python"
+        fake.write_text(
+            f'#!/bin/sh\nexec {target} "$@"\n' if python3 == "venv" else "#!/bin/sh\nexit 1\n"
+        )
+        fake.chmod(0o755)
     log = tmp_path / "docker.log"
     base = {
         "PATH": f"{bin_dir}:/usr/bin:/bin",
@@ -41,11 +82,11 @@ def run(tmp_path: Path, *args: str, **env: str) -> tuple[subprocess.CompletedPro
         "LLM_DATA_DIR": str(tmp_path / "data"),
     }
     result = subprocess.run(
-        ["bash", str(RUN_VLLM), *args],
+        ["bash", str(script), *args],
         env={**base, **env},
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=60,
         check=False,
     )
     return result, log.read_text() if log.exists() else ""
@@ -58,13 +99,39 @@ def test_cpu_stack_runs_the_upstream_compose_command(tmp_path: Path) -> None:
     assert "args=compose --env-file=.env -f docker-compose.yaml up --build -d" in log
     assert f"UID={os.getuid()}" in log
     assert (tmp_path / "data").is_dir()
+    assert result.stderr.count("\n") == 1  # one info line, no validation noise
 
 
-def test_env_file_is_loaded_and_exported_variables_win(tmp_path: Path) -> None:
+def test_compose_reads_the_env_file_and_exported_variables_win(tmp_path: Path) -> None:
     result, log = run(tmp_path, LLM_DEVICE="cpu", LLM_VLLM_MODEL_NAME="/models/mine")
     assert result.returncode == 0, result.stderr
     assert "LLM_VLLM_MODEL_NAME=/models/mine" in log.splitlines()
-    assert "LLM_USVC_PORT=9000" in log.splitlines()  # from docker/cpu/.env
+    assert "--env-file=.env" in log  # compose reads docker/cpu/.env itself; the shell parses none
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("VLLM_TP_SIZE=0", "model_server: invalid configuration: VLLM_TP_SIZE='0'"),
+        ("LLM_CONNECTOR=nope", "microservice: invalid configuration: LLM_CONNECTOR='nope'"),
+    ],
+)
+def test_a_wrong_value_in_the_env_file_stops_it_with_the_services_line(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    root = repo_copy(tmp_path, venv=True, env_lines={"cpu": [line]})
+    result, log = run(tmp_path, script=root / "run_vllm.sh", LLM_DEVICE="cpu")
+    assert result.returncode == 2
+    assert log == ""
+    assert result.stderr.splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith(message), result.stderr
+
+
+def test_an_exported_value_wins_over_a_wrong_one_in_the_env_file(tmp_path: Path) -> None:
+    root = repo_copy(tmp_path, venv=True, env_lines={"cpu": ["VLLM_TP_SIZE=0"]})
+    result, log = run(tmp_path, script=root / "run_vllm.sh", LLM_DEVICE="cpu", VLLM_TP_SIZE="2")
+    assert result.returncode == 0, result.stderr
+    assert "args=compose --env-file=.env -f docker-compose.yaml up --build -d" in log
 
 
 def test_fp8_selects_the_fp8_profile_on_hpu(tmp_path: Path) -> None:
@@ -73,6 +140,14 @@ def test_fp8_selects_the_fp8_profile_on_hpu(tmp_path: Path) -> None:
     assert f"cwd={REPO_ROOT}/docker/hpu" in log
     assert "args=compose --profile fp8 --env-file=.env -f docker-compose.yaml up --build -d" in log
     assert "IF_FP8_QUANTIZATION=true" in log.splitlines()
+
+
+def test_fp8_set_in_the_env_file_is_read_through_the_settings(tmp_path: Path) -> None:
+    root = repo_copy(tmp_path, venv=True, env_lines={"hpu": ["IF_FP8_QUANTIZATION=Yes"]})
+    result, log = run(tmp_path, script=root / "run_vllm.sh", LLM_DEVICE="hpu")
+    assert result.returncode == 0, result.stderr
+    assert "args=compose --profile fp8 --env-file=.env" in log
+    assert "IF_FP8_QUANTIZATION=true" in log.splitlines()  # compose gets the validated value
 
 
 def test_no_fp8_profile_by_default_on_hpu(tmp_path: Path) -> None:
@@ -98,7 +173,7 @@ def test_cpu_is_detected_without_gaudi(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"LLM_DEVICE": "tpu"}, "LLM_DEVICE='tpu' is not supported (allowed: cpu, hpu)"),
+        ({"LLM_DEVICE": "tpu"}, "LLM_DEVICE='tpu': Input should be 'cpu' or 'hpu'"),
         (
             {"LLM_DEVICE": "cpu", "IF_FP8_QUANTIZATION": "true"},
             "IF_FP8_QUANTIZATION=true needs LLM_DEVICE=hpu",
@@ -139,8 +214,76 @@ def test_missing_docker_is_a_one_line_error(tmp_path: Path) -> None:
     assert result.stderr.strip() == "run_vllm.sh: error: docker is not installed (or use --native)"
 
 
+def test_without_venv_a_host_python3_with_pydantic_settings_validates(tmp_path: Path) -> None:
+    root = repo_copy(tmp_path, venv=False)
+    script = root / "run_vllm.sh"
+    result, log = run(tmp_path, script=script, python3="venv", LLM_DEVICE="cpu", VLLM_TP_SIZE="0")
+    assert result.returncode == 2 and log == ""
+    assert result.stderr.startswith("model_server: invalid configuration: VLLM_TP_SIZE='0'")
+
+
+def test_without_any_python_the_containers_validate(tmp_path: Path) -> None:
+    root = repo_copy(tmp_path, venv=False, env_lines={"hpu": ["IF_FP8_QUANTIZATION=true"]})
+    script = root / "run_vllm.sh"
+    result, log = run(tmp_path, script=script, python3="broken", LLM_DEVICE="cpu", VLLM_TP_SIZE="0")
+    assert result.returncode == 0, result.stderr
+    assert "the containers validate the configuration at start" in result.stderr
+    assert "args=compose --env-file=.env -f docker-compose.yaml up --build -d" in log
+
+    # The one switch the script needs itself (it picks the compose profile) is still read.
+    (tmp_path / "docker.log").unlink()
+    result, log = run(tmp_path, script=script, python3="broken", LLM_DEVICE="hpu")
+    assert result.returncode == 0, result.stderr
+    assert "args=compose --profile fp8 --env-file=.env" in log
+
+    result, log = run(tmp_path, script=script, python3="broken", LLM_DEVICE="tpu")
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == (
+        "run_vllm.sh: error: LLM_DEVICE='tpu' is not supported (allowed: cpu, hpu)"
+    )
+
+
+def test_demo_builds_the_tiny_model_in_the_stack_waits_and_prints_the_readme_requests(
+    tmp_path: Path,
+) -> None:
+    result, log = run(tmp_path, "--demo", LLM_DEVICE="hpu", VLLM_MAX_MODEL_LEN="256")
+    assert result.returncode == 0, result.stderr
+    calls = log.split("---\n")[:-1]
+    assert len(calls) == 2, log
+    build, up = (call.splitlines() for call in calls)
+    assert f"cwd={REPO_ROOT}/docker/cpu" in build  # the demo is the CPU stack, even on a Gaudi
+    assert (
+        "args=compose --env-file=.env -f docker-compose.yaml run --rm --build --entrypoint python3 "
+        "llm-vllm-model-server -m model_server.tiny_model /data/models/tiny --if-missing"
+    ) in build
+    assert "args=compose --env-file=.env -f docker-compose.yaml up --build -d --wait" in up
+    for variable in (
+        "LLM_DEVICE=cpu",
+        "LLM_VLLM_MODEL_NAME=/data/models/tiny",
+        "LLM_MODEL_NAME=/data/models/tiny",
+        "HF_HUB_OFFLINE=1",
+        "VLLM_CPU_KVCACHE_SPACE=1",
+        "VLLM_MAX_MODEL_LEN=256",  # exported: kept
+        "LLM_MODEL_SERVER_ENDPOINT=http://127.0.0.1:8008",
+    ):
+        assert variable in up, variable
+    assert printed_requests(result.stdout) == readme_curls_on(9000)
+
+
+def test_demo_reuses_a_built_tiny_model_and_prints_the_port_in_use(tmp_path: Path) -> None:
+    model = tmp_path / "data" / "models" / "tiny"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text("{}")
+    result, log = run(tmp_path, "--demo", LLM_USVC_PORT="9123")
+    assert result.returncode == 0, result.stderr
+    assert " run " not in log and "up --build -d --wait" in log
+    assert printed_requests(result.stdout) == readme_curls_on(9123)
+    assert 'base_url="http://localhost:9123/v1"' in result.stdout
+
+
 def test_help(tmp_path: Path) -> None:
     result, log = run(tmp_path, "--help")
     assert result.returncode == 0
     assert "LLM_DEVICE" in result.stdout and "IF_FP8_QUANTIZATION" in result.stdout
+    assert "--demo" in result.stdout and "pydantic-settings" in result.stdout
     assert log == ""

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from common.config_errors import ConfigError
+from common.constants import DEFAULT_MODEL
 from model_server.__main__ import load_settings
-from model_server.config_errors import ConfigError
-from model_server.settings import DEFAULT_MODEL, ModelServerSettings
+from model_server.settings import ModelServerSettings
 
 
 def test_defaults_match_design(clean_env: pytest.MonkeyPatch) -> None:
