@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test venv lint unit integration e2e tiny-model bench clean
+.PHONY: test venv lint unit integration e2e tiny-model demo bench docs clean
 
 test: venv lint
 	$(PY) -m pytest tests
@@ -15,7 +15,8 @@ venv:
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy model_server microservice fp8_quant bench
+	$(VENV)/bin/mypy common model_server microservice fp8_quant harness bench scripts/gen_config_docs.py
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/shellcheck run_vllm.sh scripts/*.sh .ci/run
 
 unit: venv
@@ -27,7 +28,7 @@ integration: venv
 e2e: venv
 	$(PY) -m pytest tests/e2e
 
-# Issue 6: real vLLM CPU, the microservice per connector and the reference passthrough, measured
+# Real vLLM CPU, the microservice per connector and the reference passthrough, measured
 # side by side (about 10 minutes); writes bench/results/results.md, results.json, chart.png.
 bench: venv
 	$(PY) -m pip install --quiet --progress-bar off -e '.[bench]'
@@ -35,6 +36,15 @@ bench: venv
 
 tiny-model: venv
 	$(PY) -m model_server.tiny_model /tmp/tiny-model
+
+# The whole stack (vLLM + microservice) on the built-in tiny model, no model hub needed; creates
+# .venv/ itself on a fresh clone. Prints the requests to try once it answers; Ctrl-C stops it.
+demo:
+	./run_vllm.sh --native --demo
+
+# docs/configuration.md, generated from the settings classes' field descriptions.
+docs: venv
+	$(PY) scripts/gen_config_docs.py
 
 clean:
 	rm -rf $(VENV) test-logs .pytest_cache .mypy_cache .ruff_cache

@@ -1,1 +1,1 @@
-"""Benchmarks: what the microservice costs in front of vLLM, measured side by side (issue 6)."""
+"""Benchmarks: what the microservice costs in front of vLLM, measured side by side."""

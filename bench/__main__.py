@@ -1,4 +1,4 @@
-"""``python -m bench``: the whole side-by-side benchmark of issue 6, results to bench/results/.
+"""``python -m bench``: the whole side-by-side benchmark, results to bench/results/.
 
 Starts every server itself (real vLLM CPU on the tiny model, the microservice per connector,
 the reference passthrough, the relay stand-in), stops them by PID, and writes results.md,

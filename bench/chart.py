@@ -1,4 +1,4 @@
-"""The PNG of issue 6: throughput ratio to direct vLLM and proxy CPU per request, by target."""
+"""The benchmark's PNG: throughput ratio to direct vLLM and proxy CPU per request, by target."""
 
 from __future__ import annotations
 

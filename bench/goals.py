@@ -1,4 +1,5 @@
-"""Issue 6's targets, each checked against the figure measured in this run."""
+"""The benchmark's targets (listed in docs/benchmarks.md), each checked against the figure
+measured in this run."""
 
 from __future__ import annotations
 

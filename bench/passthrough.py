@@ -2,7 +2,7 @@
 
 No validation, no metrics, no error handling, no request ids: the body goes up as sent and
 the answer's bytes come back as read. The benchmark runs it beside the microservice so every
-figure has a floor next to it (issue 6: "the thinnest possible FastAPI + httpx passthrough").
+figure has a floor next to it: the thinnest possible FastAPI + httpx passthrough.
 
 Run: python -m bench.passthrough UPSTREAM_URL PORT
 """

@@ -1,4 +1,5 @@
-"""Results as JSON (everything, raw segments included) and as the markdown the README shows."""
+"""Results as JSON (everything, raw segments included) and as the markdown that
+docs/benchmarks.md links to (bench/results/results.md)."""
 
 from __future__ import annotations
 
@@ -89,7 +90,7 @@ def markdown(results: Results, rows: list[Row], goals: list[Goal], rounds: int) 
             for name, m in results.memory.items()
         ],
     )
-    text += ["", "**Targets of issue 6**", ""]
+    text += ["", "**Targets** (set in `bench/goals.py`)", ""]
     text += _table(
         ["target", "for", "goal", "measured", "met"],
         [

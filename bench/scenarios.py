@@ -1,5 +1,5 @@
 """What is measured: the targets (each a base URL, a request form and the proxy's PID) and the
-scenarios of issue 6, one interleaved segment per target, scenario and round."""
+scenarios (docs/benchmarks.md), one interleaved segment per target, scenario and round."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class Scenario:
 
 
 def scenarios(scale: float = 1.0) -> list[Scenario]:
-    """Issue 6's four scenarios; ``scale`` shrinks the request counts (tests, quick runs)."""
+    """The four scenarios; ``scale`` shrinks the request counts (tests, quick runs)."""
 
     def n(count: int, concurrency: int) -> int:
         return max(concurrency, round(count * scale))

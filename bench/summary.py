@@ -1,4 +1,4 @@
-"""From raw segment records to the figures of issue 6, per scenario and target.
+"""From raw segment records to the benchmark's figures, per scenario and target.
 
 Rates are the median over rounds; each round's ratio is taken against the direct-vLLM segment
 of the same round (measured minutes apart at most, under the same machine load). CPU per
