@@ -1,13 +1,12 @@
 """``create_app(settings)``: the FastAPI app, its one pooled client and its connector.
 
 Nothing happens at import time; the lifespan builds the client and connector once and closes
-them on shutdown. The model server is not required at start: the service answers while vLLM
-loads, and a first readiness check runs in the background.
+them on shutdown. The model servers are not required at start: the service answers while vLLM
+loads, and the replica probes run in the background.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -22,44 +21,48 @@ from microservice.middleware import RequestContext
 from microservice.model_info import ModelInfo
 from microservice.model_server_client import make_client
 from microservice.routes import router
+from microservice.routing.discovery import Discovery, Resolver, system_resolver
+from microservice.routing.dispatch import Dispatcher
+from microservice.routing.pool import ReplicaPool
 from microservice.settings import MicroserviceSettings
 from microservice.state import ServiceState
 
 
 def create_app(
-    settings: MicroserviceSettings, model_server_transport: httpx.AsyncBaseTransport | None = None
+    settings: MicroserviceSettings,
+    model_server_transport: httpx.AsyncBaseTransport | None = None,
+    resolver: Resolver = system_resolver,
 ) -> FastAPI:
-    """``model_server_transport`` replaces the network to vLLM (in-process tests only)."""
+    """``model_server_transport`` and ``resolver`` replace the network to the replicas and
+    the DNS (in-process tests only)."""
     metrics = Metrics()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with make_client(settings, model_server_transport) as client:
-            model_info = ModelInfo(client, settings.llm_model_name)
-            health = HealthChecker(
-                client,
-                model_info,
-                settings.llm_model_name,
-                settings.llm_model_server_endpoint,
-                settings.llm_health_cache_s,
-            )
+            info = ModelInfo(settings.llm_model_name)
+            discovery = Discovery(settings.model_server_endpoints, resolver)
+            pool = ReplicaPool(settings, client, discovery, info, metrics.routing)
             connector = connectors.build(settings, client)
-            app.state.service = ServiceState(settings, connector, health, model_info, metrics)
-            first_check = asyncio.create_task(health.check())
+            dispatcher = Dispatcher(pool, connector, settings.llm_retries, metrics.routing)
+            health = HealthChecker(pool, info, settings.llm_health_cache_s)
+            app.state.service = ServiceState(settings, dispatcher, pool, health, info, metrics)
+            await pool.start()
             get_logger().info(
                 "microservice ready",
                 extra={
                     "fields": {
                         "connector": settings.llm_connector,
                         "model": settings.llm_model_name,
-                        "model_server": settings.llm_model_server_endpoint,
+                        "replicas": [r.url for r in pool.replicas],
+                        "routing": settings.llm_routing,
                     }
                 },
             )
             try:
                 yield
             finally:
-                first_check.cancel()
+                await pool.stop()
                 await connector.aclose()
 
     app = FastAPI(

@@ -18,12 +18,22 @@ USAGE_KEY = b'"usage"'
 
 
 @dataclass(frozen=True, slots=True)
+class RequestIds:
+    """The request's own id (X-Request-Id) and the client's session (X-Session-Id)."""
+
+    request_id: str
+    session_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ChatCall:
     """A request for vLLM's ``/v1/chat/completions``: its JSON body (OpenAI schema, ``model``,
-    ``stream`` and, for streams, ``stream_options.include_usage`` set) and our request id."""
+    ``stream`` and, for streams, ``stream_options.include_usage`` set), our request id, and
+    the client's session id."""
 
     body: dict[str, Any]
     request_id: str
+    session_id: str | None = None  # X-Session-Id, for `session` routing
 
     @property
     def stream(self) -> bool:

@@ -26,6 +26,7 @@ class ServiceError(Exception):
 
     status = 500
     kind = "internal_error"
+    retry_after: int | None = None  # seconds, sent as Retry-After when set
 
     def __init__(self, message: str, param: str | None = None) -> None:
         super().__init__(message)
@@ -77,6 +78,31 @@ class ModelServerFailed(ModelServerError):
     """The model server answered 5xx or something that is not its API."""
 
 
+class ModelServerConnectionLost(ModelServerFailed):
+    """The connection to the replica broke (reset, closed early): it is likely gone."""
+
+
+class NoHealthyReplica(ModelServerUnreachable):
+    """No replica is in rotation: all are down or still loading."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Overloaded(ServiceError):
+    """Admission control: every replica is at its in-flight limit and the queue is full, or the
+    request waited in it too long. Answered at once, never absorbed."""
+
+    status = 429
+    kind = "rate_limit_error"
+
+    def __init__(self, message: str, reason: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
 def error_body(error: ServiceError) -> dict[str, Any]:
     return {
         "error": {
@@ -89,8 +115,12 @@ def error_body(error: ServiceError) -> dict[str, Any]:
 
 
 def error_response(error: ServiceError) -> Response:
+    headers = None if error.retry_after is None else {"Retry-After": str(error.retry_after)}
     return Response(
-        orjson.dumps(error_body(error)), status_code=error.status, media_type="application/json"
+        orjson.dumps(error_body(error)),
+        status_code=error.status,
+        media_type="application/json",
+        headers=headers,
     )
 
 

@@ -1,28 +1,27 @@
-"""Readiness of the model server, checked on demand and cached briefly when good.
+"""Readiness: ready while at least one replica is, with every replica listed.
 
-The service itself starts and answers while vLLM is still loading (the OPEA component exited);
-the health answer says why it is not ready. A failure is never cached, so recovery shows at
-the next probe.
+The replica probes keep the state current off the request path. A health check answers from
+it while a ready replica was seen within ``LLM_HEALTH_CACHE_S``; otherwise (nothing ready, or
+an old answer) it checks every replica first, so a failure is never answered from memory and
+a recovery shows at once. The service itself starts and answers while vLLM is still loading
+(the OPEA component exited).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-import orjson
-
-from microservice.model_info import ModelInfo, find_model
+from microservice.model_info import ModelInfo
+from microservice.routing.pool import ReplicaPool
 
 
 @dataclass(frozen=True, slots=True)
 class Readiness:
     ready: bool
     reason: str
-    served_models: list[str] = field(default_factory=list)
+    replicas: list[dict[str, Any]] = field(default_factory=list)
 
     def body(self, model: str, endpoint: str, max_model_len: int | None) -> dict[str, Any]:
         return {
@@ -30,59 +29,26 @@ class Readiness:
             "model_server": {"endpoint": endpoint, "ready": self.ready, "reason": self.reason},
             "model": model,
             "max_model_len": max_model_len,
+            "replicas": self.replicas,
         }
 
 
 class HealthChecker:
-    """Asks vLLM's /health and /v1/models; concurrent probes share one check."""
-
-    def __init__(
-        self, client: httpx.AsyncClient, info: ModelInfo, model: str, endpoint: str, cache_s: float
-    ) -> None:
-        self._client = client
+    def __init__(self, pool: ReplicaPool, info: ModelInfo, cache_s: float) -> None:
+        self._pool = pool
         self._info = info
-        self._model = model
-        self._endpoint = endpoint
         self._cache_s = cache_s
-        self._good: Readiness | None = None
-        self._good_until = 0.0
-        self._lock = asyncio.Lock()
 
     async def check(self) -> Readiness:
-        if self._good is not None and time.monotonic() < self._good_until:
-            return self._good
-        async with self._lock:
-            if self._good is not None and time.monotonic() < self._good_until:
-                return self._good
-            result = await self._probe()
-            if result.ready:
-                self._good, self._good_until = result, time.monotonic() + self._cache_s
-            else:
-                self._good_until = 0.0
-            return result
-
-    async def _probe(self) -> Readiness:
-        timeout = httpx.Timeout(3.0)
-        try:
-            health = await self._client.get("/health", timeout=timeout)
-            if health.status_code != 200:
-                return Readiness(False, f"model server is not ready (health {health.status_code})")
-            models = await self._client.get("/v1/models", timeout=timeout)
-        except httpx.ConnectError:
-            return Readiness(False, "model server is unreachable (not started or still loading)")
-        except httpx.HTTPError as error:
-            return Readiness(False, f"model server did not answer: {type(error).__name__}")
-        if models.status_code != 200:
-            return Readiness(False, f"model server lists no models (status {models.status_code})")
-        try:
-            answer = orjson.loads(models.content)
-            entry = find_model(answer, self._model)
-        except ValueError:  # orjson's decode error is a ValueError too
-            return Readiness(False, "model server answered /v1/models with an unexpected body")
-        served = sorted(m["id"] for m in answer["data"])
-        if entry is None:
-            return Readiness(
-                False, f"model {self._model!r} is not served (served: {served})", served
-            )
-        self._info.learn(entry)
-        return Readiness(True, "ready", served)
+        now = time.monotonic()
+        if not any(r.healthy and now - r.checked_at < self._cache_s for r in self._pool.replicas):
+            await self._pool.check_now(force=True)
+        replicas = self._pool.replicas
+        ready = [r for r in replicas if r.healthy]
+        if len(replicas) == 1:
+            reason = replicas[0].reason
+        elif ready:
+            reason = f"ready ({len(ready)} of {len(replicas)} replicas)"
+        else:
+            reason = "; ".join(f"{r.url}: {r.reason}" for r in replicas) or "no replica found"
+        return Readiness(bool(ready), reason, [r.describe() for r in replicas])

@@ -5,6 +5,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from microservice.routing.metrics import RoutingMetrics
+
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -49,6 +51,7 @@ class Metrics:
             "Requests being served, streams included.",
             registry=self.registry,
         )
+        self.routing = RoutingMetrics(self.registry)
 
     @staticmethod
     def route_label(path: str) -> str:

@@ -6,6 +6,7 @@ import httpx
 import orjson
 
 from microservice.errors import (
+    ModelServerConnectionLost,
     ModelServerError,
     ModelServerFailed,
     ModelServerRejected,
@@ -23,11 +24,11 @@ MODEL_SERVER_KEEPALIVE_S = 2.0
 def make_client(
     settings: MicroserviceSettings, transport: httpx.AsyncBaseTransport | None = None
 ) -> httpx.AsyncClient:
-    """Keep-alive pool sized for the service's concurrency; the read timeout is the 504 limit.
+    """Keep-alive pool sized for the service's concurrency, shared by every replica (requests
+    name the replica's URL); the read timeout is the 504 limit.
 
     ``transport`` replaces the network in in-process tests (a stand-in model server)."""
     return httpx.AsyncClient(
-        base_url=settings.llm_model_server_endpoint,
         transport=transport,
         timeout=httpx.Timeout(
             settings.llm_request_timeout_s,
@@ -47,7 +48,9 @@ def transport_error(error: httpx.HTTPError, endpoint: str) -> ModelServerError:
         return ModelServerTimeout(f"model server at {endpoint} did not answer in time")
     if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
         return ModelServerUnreachable(f"model server at {endpoint} is unreachable: {error}")
-    return ModelServerFailed(f"model server at {endpoint} failed: {type(error).__name__}: {error}")
+    return ModelServerConnectionLost(
+        f"model server at {endpoint} failed: {type(error).__name__}: {error}"
+    )
 
 
 def model_server_message(body: bytes) -> str:

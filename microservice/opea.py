@@ -15,7 +15,7 @@ import orjson
 from fastapi import Request
 from fastapi.responses import Response
 
-from microservice.chat import Completion
+from microservice.chat import Completion, RequestIds
 from microservice.errors import ModelServerFailed
 from microservice.schemas import OpeaRequest
 from microservice.state import ServiceState
@@ -26,7 +26,7 @@ async def answer(
     state: ServiceState,
     request: Request,
     opea: OpeaRequest,
-    request_id: str,
+    ids: RequestIds,
     max_model_len: int | None,
 ) -> Response:
     settings, metrics = state.settings, state.metrics
@@ -35,15 +35,15 @@ async def answer(
     stream = opea.streaming and not (
         settings.llm_disable_streaming or settings.llm_output_guard_exists
     )
-    call = opea.to_model_server(settings.llm_model_name, max_model_len, stream, request_id)
+    call = opea.to_model_server(settings.llm_model_name, max_model_len, stream, ids)
     start = time.perf_counter()
     if not stream:
-        completion = await unless_disconnected(request, state.connector.complete(call))
+        completion = await unless_disconnected(request, state.dispatcher.complete(call))
         metrics.ttft.labels("opea", "false").observe(time.perf_counter() - start)
         metrics.generated_tokens.inc(completion.usage.completion_tokens)
         return Response(answer_body(opea, completion), media_type="application/json")
 
-    chunks = state.connector.stream(call)
+    chunks = state.dispatcher.stream(call)
     ttft = metrics.ttft.labels("opea", "true")
     events = sse_writes(chunks, text_event, False, metrics.generated_tokens, ttft, start)
     return await start_stream(events)

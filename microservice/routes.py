@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from microservice import opea, openai_form
+from microservice.chat import RequestIds
 from microservice.errors import BodyTooLarge
 from microservice.schemas import OpeaRequest, check_max_tokens, parse_json, parse_request
 from microservice.state import StateDep
@@ -37,12 +38,14 @@ async def read_body(request: Request, limit: int) -> bytes:
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request, state: StateDep) -> Response:
     chat = parse_request(parse_json(await read_body(request, state.settings.llm_max_body_bytes)))
-    max_model_len = await state.model_info.max_model_len_now()
+    if not state.model_info.known:  # no replica reached yet: learn the context length first
+        await state.pool.check_now()
+    max_model_len = state.model_info.max_model_len
     check_max_tokens(chat, max_model_len)
-    request_id: str = request.state.request_id
+    ids = RequestIds(request.state.request_id, request.headers.get("x-session-id"))
     if isinstance(chat, OpeaRequest):
-        return await opea.answer(state, request, chat, request_id, max_model_len)
-    return await openai_form.answer(state, request, chat, request_id)
+        return await opea.answer(state, request, chat, ids, max_model_len)
+    return await openai_form.answer(state, request, chat, ids)
 
 
 @router.get("/v1/health_check")

@@ -12,7 +12,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from microservice.chat import ChatCall
+from microservice.chat import ChatCall, RequestIds
 from microservice.errors import BodyNotJson, RequestInvalid, from_validation
 
 # The OPEA component's LLMParamsDoc defaults, kept: clients that send only messages get the same.
@@ -66,7 +66,7 @@ class OpeaRequest(_Sampling):
     output_guardrail_params: Any = None
 
     def to_model_server(
-        self, model: str, model_max_len: int | None, stream: bool, request_id: str
+        self, model: str, model_max_len: int | None, stream: bool, ids: RequestIds
     ) -> ChatCall:
         """vLLM's chat request; the chat template applies (OPEA flattened the prompt)."""
         messages = []
@@ -81,7 +81,7 @@ class OpeaRequest(_Sampling):
         body["stream"] = stream
         if stream:
             body["stream_options"] = {"include_usage": True}
-        return ChatCall(body, request_id)
+        return ChatCall(body, ids.request_id, ids.session_id)
 
 
 class OpenAIMessage(BaseModel):
@@ -106,14 +106,14 @@ class OpenAIRequest(_Sampling):
     def wants_usage_chunk(self) -> bool:
         return bool(self.stream_options and self.stream_options.get("include_usage"))
 
-    def to_model_server(self, model: str, request_id: str) -> ChatCall:
+    def to_model_server(self, model: str, ids: RequestIds) -> ChatCall:
         """The client's body as sent, with the served ``model``; a stream always asks for the
         final usage chunk (it feeds the token metric; the client sees it only if it asked)."""
         body = self.model_dump(exclude_unset=True)
         body["model"] = model
         if self.stream:
             body["stream_options"] = {**(self.stream_options or {}), "include_usage": True}
-        return ChatCall(body, request_id)
+        return ChatCall(body, ids.request_id, ids.session_id)
 
 
 def parse_json(body: bytes) -> dict[str, Any]:

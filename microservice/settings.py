@@ -8,6 +8,7 @@ start-up with one line (see ``load_settings``). Field descriptions are the docum
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -17,9 +18,11 @@ from common.config_loading import SETTINGS_CONFIG, load, lowercase, strict_bool
 from common.constants import DEFAULT_MODEL
 
 Connector = Literal["generic", "langchain"]
+Routing = Literal["least_loaded", "round_robin", "session", "prefix"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 BOOLEAN_FIELDS = ("llm_disable_streaming", "llm_output_guard_exists")
+URL_PATTERN = re.compile(r"^https?://[^\s/,]+(/[^\s,]*)?$")
 
 
 class MicroserviceSettings(BaseSettings):
@@ -49,9 +52,55 @@ class MicroserviceSettings(BaseSettings):
     )
     llm_model_server_endpoint: str = Field(
         "http://localhost:8008",
-        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
-        description="Base URL of the model server, `http(s)://host:port`, without `/v1`; a "
-        "trailing slash is dropped.",
+        description="Base URL of the model server, `http(s)://host:port`, without `/v1` (a "
+        "trailing slash is dropped); or a comma-separated list of them, one per vLLM replica. "
+        "A host name that resolves to several addresses (a Kubernetes headless Service) counts "
+        "as one replica per address, resolved again every `LLM_DISCOVERY_REFRESH_S`.",
+    )
+    llm_discovery_refresh_s: float = Field(
+        10.0,
+        gt=0,
+        description="Seconds between DNS lookups of the endpoint host names, so that replicas "
+        "come and go without a restart.",
+    )
+    llm_probe_interval_s: float = Field(
+        1.0,
+        gt=0,
+        description="Seconds between two checks of each replica (`/health`, and its load from "
+        "vLLM's `/metrics`); a replica that fails one leaves the rotation until it answers again.",
+    )
+    llm_routing: Routing = Field(
+        "least_loaded",
+        description="How a request picks its replica: `least_loaded` (this service's requests "
+        "in flight plus the replica's own waiting queue and KV-cache use), `round_robin`, "
+        "`session` (the same `X-Session-Id` header, else the OpenAI `user` field, stays on one "
+        "replica while it is healthy) or `prefix` (prompts sharing their first "
+        "characters go to one replica, within a bounded load).",
+    )
+    llm_retries: int = Field(
+        1,
+        ge=0,
+        le=10,
+        description="How many other replicas a request tries after a failure before its first "
+        "byte reached the client (connection refused or reset, replica 5xx). A stream under way "
+        "is never replayed.",
+    )
+    llm_max_inflight_per_replica: int = Field(
+        256,
+        ge=1,
+        description="Requests this service sends to one replica at once; more wait in the queue.",
+    )
+    llm_queue_size: int = Field(
+        512,
+        ge=0,
+        description="Requests that may wait for a replica; one more is refused at once with "
+        "429 and `Retry-After`.",
+    )
+    llm_queue_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        description="Seconds a request may wait in the queue before it is refused with 429 and "
+        "`Retry-After`.",
     )
     llm_usvc_host: str = Field(
         "0.0.0.0",
@@ -105,7 +154,9 @@ class MicroserviceSettings(BaseSettings):
         "connection pool and its own `/metrics`.",
     )
 
-    _lowercase = field_validator("llm_connector", "llm_model_server", mode="before")(lowercase)
+    _lowercase = field_validator("llm_connector", "llm_model_server", "llm_routing", mode="before")(
+        lowercase
+    )
     _booleans = field_validator(*BOOLEAN_FIELDS, mode="before")(strict_bool)
 
     @field_validator("opea_logger_level", mode="before")
@@ -115,8 +166,20 @@ class MicroserviceSettings(BaseSettings):
 
     @field_validator("llm_model_server_endpoint", mode="after")
     @classmethod
-    def _no_trailing_slash(cls, value: str) -> str:
-        return value.rstrip("/")
+    def _urls(cls, value: str) -> str:
+        urls = [url.strip().rstrip("/") for url in value.split(",")]
+        for url in urls:
+            if not URL_PATTERN.match(url):
+                raise ValueError(
+                    f"{url!r} is not a base URL: give http(s)://host:port, or a comma-separated "
+                    "list of them"
+                )
+        return ",".join(urls)
+
+    @property
+    def model_server_endpoints(self) -> list[str]:
+        """The endpoint list, each once, in the order given."""
+        return list(dict.fromkeys(self.llm_model_server_endpoint.split(",")))
 
     @model_validator(mode="before")
     @classmethod

@@ -7,17 +7,19 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from microservice.connectors import Connector
 from microservice.health import HealthChecker
 from microservice.metrics import Metrics
 from microservice.model_info import ModelInfo
+from microservice.routing.dispatch import Dispatcher
+from microservice.routing.pool import ReplicaPool
 from microservice.settings import MicroserviceSettings
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceState:
     settings: MicroserviceSettings
-    connector: Connector
+    dispatcher: Dispatcher
+    pool: ReplicaPool
     health: HealthChecker
     model_info: ModelInfo
     metrics: Metrics

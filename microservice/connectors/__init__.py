@@ -16,7 +16,7 @@ def build(settings: MicroserviceSettings, client: httpx.AsyncClient) -> Connecto
         return LangchainConnector(settings, client)
     from microservice.connectors.generic import GenericConnector
 
-    return GenericConnector(client, settings.llm_model_server_endpoint)
+    return GenericConnector(client)
 
 
 __all__ = ["Connector", "build"]

@@ -1,7 +1,8 @@
 """What the forms need from a connector: one answer, or a stream of chunks, in OpenAI format.
 
-Both connectors take the same ``ChatCall`` and return the same types (``microservice.chat``),
-so the forms do not know which one they use. Failures are raised as ``ModelServerError``.
+Both connectors take the same ``ChatCall`` and the replica to send it to, and return the same
+types (``microservice.chat``), so neither the forms nor the dispatcher know which one they use.
+Failures are raised as ``ModelServerError``.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from microservice.chat import ChatCall, Completion
 
 
 class Connector(Protocol):
-    async def complete(self, call: ChatCall) -> Completion:
-        """Send a non-streaming chat request; raise ModelServerError on failure."""
+    async def complete(self, call: ChatCall, base_url: str) -> Completion:
+        """Send a non-streaming chat request to the replica at ``base_url``; raise
+        ModelServerError on failure."""
         ...
 
-    def stream(self, call: ChatCall) -> AsyncGenerator[list[bytes], None]:
+    def stream(self, call: ChatCall, base_url: str) -> AsyncGenerator[list[bytes], None]:
         """Yield lists of ``chat.completion.chunk`` JSON bytes, the last one the usage chunk.
 
         A list holds the chunks that arrived together, so they leave in one write. Failures

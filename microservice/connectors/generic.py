@@ -10,7 +10,7 @@ import httpx
 import orjson
 
 from microservice.chat import ChatCall, Completion
-from microservice.errors import ModelServerFailed
+from microservice.errors import ModelServerConnectionLost, ModelServerFailed
 from microservice.model_server_client import status_error, transport_error
 
 CHAT_PATH = "/v1/chat/completions"
@@ -52,38 +52,37 @@ class GenericConnector:
     """No SDK in the hot path: one POST; the answer's bytes returned, or its SSE events passed on
     in the batches they arrived in (one write to the client per read from vLLM)."""
 
-    def __init__(self, client: httpx.AsyncClient, endpoint: str) -> None:
+    def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client
-        self._endpoint = endpoint
 
-    def _request(self, call: ChatCall) -> httpx.Request:
+    def _request(self, call: ChatCall, base_url: str) -> httpx.Request:
         return self._client.build_request(
             "POST",
-            CHAT_PATH,
+            base_url + CHAT_PATH,
             content=orjson.dumps(call.body),
             headers={"content-type": "application/json", "x-request-id": call.request_id},
         )
 
-    async def complete(self, call: ChatCall) -> Completion:
+    async def complete(self, call: ChatCall, base_url: str) -> Completion:
         try:
-            response = await self._client.send(self._request(call))
+            response = await self._client.send(self._request(call, base_url))
         except httpx.HTTPError as error:
-            raise transport_error(error, self._endpoint) from None
+            raise transport_error(error, base_url) from None
         if response.status_code != 200:
-            raise status_error(response.status_code, response.content, self._endpoint)
+            raise status_error(response.status_code, response.content, base_url)
         try:
             return Completion(response.content, orjson.loads(response.content))
         except orjson.JSONDecodeError:
             raise ModelServerFailed("model server answered with a body that is not JSON") from None
 
-    async def stream(self, call: ChatCall) -> AsyncGenerator[list[bytes], None]:
+    async def stream(self, call: ChatCall, base_url: str) -> AsyncGenerator[list[bytes], None]:
         try:
-            response = await self._client.send(self._request(call), stream=True)
+            response = await self._client.send(self._request(call, base_url), stream=True)
         except httpx.HTTPError as error:
-            raise transport_error(error, self._endpoint) from None
+            raise transport_error(error, base_url) from None
         try:
             if response.status_code != 200:
-                raise status_error(response.status_code, await response.aread(), self._endpoint)
+                raise status_error(response.status_code, await response.aread(), base_url)
             reads = response.aiter_raw()
             pending = b""
             async for data in reads:
@@ -93,9 +92,11 @@ class GenericConnector:
                 if done:
                     await _drain(reads)
                     return
-            raise ModelServerFailed("model server closed the stream before [DONE]")
+            raise ModelServerConnectionLost(
+                f"model server at {base_url} closed the stream before [DONE]"
+            )
         except httpx.HTTPError as error:
-            raise transport_error(error, self._endpoint) from None
+            raise transport_error(error, base_url) from None
         finally:
             await response.aclose()
 

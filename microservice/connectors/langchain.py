@@ -21,6 +21,7 @@ from langchain_openai import ChatOpenAI
 
 from microservice.chat import ChatCall, Completion
 from microservice.errors import (
+    ModelServerConnectionLost,
     ModelServerError,
     ModelServerFailed,
     ModelServerTimeout,
@@ -53,19 +54,33 @@ SDK_PARAMS = frozenset(
 NOT_FORWARDED = frozenset({"model", "messages", "stream", "stream_options", "stop"})
 
 
+# One ChatOpenAI per replica, built on first use; replicas that come and go in a large
+# deployment are bounded by dropping the oldest.
+MAX_MODELS = 64
+
+
 class LangchainConnector:
     def __init__(self, settings: MicroserviceSettings, client: httpx.AsyncClient) -> None:
-        self._endpoint = settings.llm_model_server_endpoint
+        self._settings = settings
+        self._client = client
         self._model_name = settings.llm_model_name
-        self._model = ChatOpenAI(
-            model=settings.llm_model_name,
-            base_url=f"{self._endpoint}/v1",
-            api_key="EMPTY",  # vLLM needs none; the SDK needs one
-            http_async_client=client,
-            timeout=settings.llm_request_timeout_s,
-            max_retries=0,
-            stream_usage=True,
-        )
+        self._models: dict[str, ChatOpenAI] = {}
+
+    def _model(self, base_url: str) -> ChatOpenAI:
+        model = self._models.get(base_url)
+        if model is None:
+            if len(self._models) >= MAX_MODELS:
+                del self._models[next(iter(self._models))]
+            model = self._models[base_url] = ChatOpenAI(
+                model=self._model_name,
+                base_url=f"{base_url}/v1",
+                api_key="EMPTY",  # vLLM needs none; the SDK needs one
+                http_async_client=self._client,
+                timeout=self._settings.llm_request_timeout_s,
+                max_retries=0,
+                stream_usage=True,
+            )
+        return model
 
     def _kwargs(self, call: ChatCall) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"extra_headers": {"X-Request-Id": call.request_id}}
@@ -83,32 +98,34 @@ class LangchainConnector:
             kwargs["extra_body"] = extra
         return kwargs
 
-    def _error(self, error: Exception) -> ModelServerError:
+    @staticmethod
+    def _error(error: Exception, base_url: str) -> ModelServerError:
         if isinstance(error, ModelServerError):
             return error
         if isinstance(error, openai.APITimeoutError):
-            return ModelServerTimeout(f"model server at {self._endpoint} did not answer in time")
+            return ModelServerTimeout(f"model server at {base_url} did not answer in time")
         if isinstance(error, openai.APIConnectionError):
             cause = error.__cause__ or error.__context__
             if isinstance(cause, httpx.HTTPError):
-                return transport_error(cause, self._endpoint)
-            return transport_error(httpx.ConnectError(str(error)), self._endpoint)
+                return transport_error(cause, base_url)
+            return transport_error(httpx.ConnectError(str(error)), base_url)
         if isinstance(error, openai.APIStatusError):
             body = orjson.dumps(error.body) if error.body is not None else error.message.encode()
-            return status_error(error.status_code, body, self._endpoint)
+            return status_error(error.status_code, body, base_url)
         if isinstance(error, httpx.HTTPError):
-            return transport_error(error, self._endpoint)
+            return transport_error(error, base_url)
         return ModelServerFailed(f"model server call failed: {type(error).__name__}: {error}")
 
-    async def complete(self, call: ChatCall) -> Completion:
+    async def complete(self, call: ChatCall, base_url: str) -> Completion:
         try:
-            message = await self._model.ainvoke(call.body["messages"], **self._kwargs(call))
+            model = self._model(base_url)
+            message = await model.ainvoke(call.body["messages"], **self._kwargs(call))
         except Exception as error:
-            raise self._error(error) from None
+            raise self._error(error, base_url) from None
         body = self._completion_body(message)
         return Completion(orjson.dumps(body), body)
 
-    async def stream(self, call: ChatCall) -> AsyncGenerator[list[bytes], None]:
+    async def stream(self, call: ChatCall, base_url: str) -> AsyncGenerator[list[bytes], None]:
         """One list per SDK chunk (the SDK hands them over one at a time), then one usage chunk.
 
         The SDK reports usage on every chunk when the client asked for continuous usage stats;
@@ -117,7 +134,7 @@ class LangchainConnector:
         first, started = True, False
         usage: Any = None
         try:
-            chunks = self._model.astream(call.body["messages"], **self._kwargs(call))
+            chunks = self._model(base_url).astream(call.body["messages"], **self._kwargs(call))
             assert isinstance(chunks, AsyncGenerator)
             async with aclosing(chunks) as stream:
                 async for chunk in stream:
@@ -132,9 +149,11 @@ class LangchainConnector:
                         choice = {"index": 0, "delta": delta, "finish_reason": finish}
                         yield [orjson.dumps(self._chunk(chunk_id, created, [choice]))]
         except Exception as error:
-            mapped = self._error(error)
+            mapped = self._error(error, base_url)
             if started and isinstance(mapped, ModelServerUnreachable):
-                mapped = ModelServerFailed(f"model server connection lost mid-stream: {error}")
+                mapped = ModelServerConnectionLost(
+                    f"model server connection lost mid-stream: {error}"
+                )
             raise mapped from None
         if usage is not None:
             yield [orjson.dumps(self._chunk(chunk_id, created, [], usage=_usage(usage)))]

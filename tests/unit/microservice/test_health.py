@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
+from microservice.routing.pool import CHECK_NOW_SPACING_S
 from tests.unit.microservice.standin_model_server import (
     StandinModelServer,
     completion,
@@ -36,33 +39,23 @@ async def test_loading_and_wrong_model_say_why() -> None:
 
 
 async def test_context_length_is_learned_on_first_contact_without_a_health_check() -> None:
-    """vLLM still loading when the service started (its own first check failed): the first
-    request asks /v1/models itself, so the OPEA default of 1024 new tokens is not sent to a
-    512-token model, and /v1/models shows the length."""
-    standin = StandinModelServer(
-        health_status=503, chat=lambda body: httpx.Response(200, json=completion("hi", 1))
-    )
-    async with microservice(standin) as client:
-        answer = await client.post(
-            "/v1/chat/completions", json={"messages": {"user": "x"}, "streaming": False}
-        )
-        assert answer.status_code == 200, answer.text
-        assert answer.json()["text"] == "hi"
-        assert "max_tokens" not in standin.received[0]
-        models = (await client.get("/v1/models")).json()
-    assert models["data"][0]["max_model_len"] == 512
-
-
-async def test_context_length_unknown_while_vllm_is_away_requests_still_go() -> None:
+    """vLLM was away when the service started (its first probe failed) and nobody asked the
+    health check since: the first request checks the replicas itself, so it is served at once
+    and the OPEA default of 1024 new tokens is not sent to a 512-token model."""
     standin = StandinModelServer(
         refuse=True, chat=lambda body: httpx.Response(200, json=completion("hi", 1))
     )
     async with microservice(standin) as client:
         away = await client.post("/v1/chat/completions", json={"messages": {"user": "x"}})
-        assert away.status_code == 503
+        assert away.status_code == 503 and away.headers["retry-after"]
+        assert "unreachable" in away.json()["error"]["message"]
         standin.refuse = False
+        await asyncio.sleep(CHECK_NOW_SPACING_S)  # on-demand checks are spaced out
         back = await client.post(
             "/v1/chat/completions", json={"messages": {"user": "x"}, "streaming": False}
         )
-    assert back.status_code == 200
-    assert "max_tokens" not in standin.received[0]  # learned at the second request's contact
+        assert back.status_code == 200, back.text
+        assert back.json()["text"] == "hi"
+        assert "max_tokens" not in standin.received[0]
+        models = (await client.get("/v1/models")).json()
+    assert models["data"][0]["max_model_len"] == 512

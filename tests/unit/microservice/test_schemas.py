@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from microservice.chat import RequestIds
 from microservice.errors import BodyNotJson, RequestInvalid
 from microservice.schemas import (
     OpeaRequest,
@@ -27,7 +28,7 @@ def test_opea_form_payload_forwards_every_sampling_parameter() -> None:
         }
     )
     assert isinstance(body, OpeaRequest)
-    call = body.to_model_server("m", 512, stream=False, request_id="r")
+    call = body.to_model_server("m", 512, stream=False, ids=RequestIds("r"))
     assert call.request_id == "r"
     assert call.body == {
         "model": "m",
@@ -52,19 +53,19 @@ def test_opea_defaults_are_upstreams() -> None:
         0.01,
         True,
     )
-    payload = body.to_model_server("m", None, stream=True, request_id="r").body
+    payload = body.to_model_server("m", None, stream=True, ids=RequestIds("r")).body
     assert payload["messages"] == [{"role": "user", "content": "hi"}]  # no empty system
     assert payload["max_tokens"] == 1024
     assert payload["stream"] is True and payload["stream_options"] == {"include_usage": True}
     # The default does not fit the model's context: vLLM decides.
-    assert "max_tokens" not in body.to_model_server("m", 512, False, "r").body
+    assert "max_tokens" not in body.to_model_server("m", 512, False, RequestIds("r")).body
 
 
 def test_openai_form_keeps_unknown_fields_for_vllm() -> None:
     body = parse_request({"messages": [{"role": "user", "content": "hi"}], "ignore_eos": True})
     assert isinstance(body, OpenAIRequest)
     assert body.stream is False and not body.wants_usage_chunk
-    assert body.to_model_server("served", "r").body == {
+    assert body.to_model_server("served", RequestIds("r")).body == {
         "messages": [{"role": "user", "content": "hi"}],
         "ignore_eos": True,
         "model": "served",
@@ -88,7 +89,7 @@ def test_openai_form_goes_to_vllm_as_sent() -> None:
     }
     body = parse_request(sent)
     assert isinstance(body, OpenAIRequest)
-    forwarded = body.to_model_server("served", "r").body
+    forwarded = body.to_model_server("served", RequestIds("r")).body
     usage_options = {"continuous_usage_stats": True, "include_usage": True}
     assert forwarded == {**sent, "model": "served", "stream_options": usage_options}
 

@@ -1,0 +1,109 @@
+"""Send a ``ChatCall`` to a replica through the connector, and try another replica when one
+fails before the client saw a byte of the answer.
+
+Tried again: a connection refused or lost, a replica's 5xx. Not tried again: a refusal of the
+request itself (4xx: another replica would refuse it too), a time-out (the generation may have
+run long; the client's budget is spent), and a stream whose first chunk already went out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+
+from microservice.chat import ChatCall, Completion
+from microservice.connectors import Connector
+from microservice.errors import (
+    ModelServerError,
+    ModelServerFailed,
+    ModelServerUnreachable,
+    NoHealthyReplica,
+)
+from microservice.routing.metrics import RoutingMetrics
+from microservice.routing.pool import ReplicaPool
+from microservice.routing.replica import Replica
+
+
+def retryable(error: ModelServerError) -> bool:
+    return isinstance(error, ModelServerUnreachable | ModelServerFailed)
+
+
+class Dispatcher:
+    def __init__(
+        self, pool: ReplicaPool, connector: Connector, retries: int, metrics: RoutingMetrics
+    ) -> None:
+        self._pool = pool
+        self._connector = connector
+        self._retries = retries
+        self._metrics = metrics
+
+    async def _replica(
+        self, call: ChatCall, tried: set[str], last: ModelServerError | None
+    ) -> Replica:
+        """The next replica. On a retry with no other replica left (after checking them all
+        once more), the last failure stands: one replica behaves as it always did."""
+        if last is None:
+            return await self._pool.acquire(call, tried)
+        try:
+            replica = await self._pool.acquire(call, tried)
+        except NoHealthyReplica:
+            raise last from None
+        self._metrics.retries.inc()
+        return replica
+
+    def _failed(self, replica: Replica, error: ModelServerError, tried: set[str]) -> None:
+        self._pool.failed(replica, error)
+        if not retryable(error):
+            raise error
+        tried.add(replica.url)
+
+    async def complete(self, call: ChatCall) -> Completion:
+        tried: set[str] = set()
+        last: ModelServerError | None = None
+        for _ in range(self._retries + 1):
+            replica = await self._replica(call, tried, last)
+            try:
+                return await self._connector.complete(call, replica.url)
+            except ModelServerError as error:
+                self._failed(replica, error, tried)
+                last = error
+            finally:
+                self._pool.release(replica)
+        assert last is not None
+        raise last
+
+    async def stream(self, call: ChatCall) -> AsyncGenerator[list[bytes], None]:
+        """The connector's batches; a failure before the first one moves to another replica,
+        a failure after it ends the stream (the client has bytes of this answer)."""
+        tried: set[str] = set()
+        last: ModelServerError | None = None
+        for _ in range(self._retries + 1):
+            replica = await self._replica(call, tried, last)
+            chunks = self._connector.stream(call, replica.url)
+            try:
+                first = await anext(chunks)
+            except ModelServerError as error:
+                await chunks.aclose()
+                self._pool.release(replica)
+                self._failed(replica, error, tried)
+                last = error
+                continue
+            except StopAsyncIteration:  # an answer with no chunk at all
+                self._pool.release(replica)
+                return
+            except BaseException:  # cancelled: the client went away while we waited
+                await chunks.aclose()
+                self._pool.release(replica)
+                raise
+            try:
+                yield first
+                async for batch in chunks:
+                    yield batch
+            except ModelServerError as error:
+                self._pool.failed(replica, error, mid_stream=True)
+                raise
+            finally:
+                await chunks.aclose()
+                self._pool.release(replica)
+            return
+        assert last is not None
+        raise last

@@ -1,0 +1,76 @@
+"""Prometheus metrics of the replicas and the queue, in the app's own registry."""
+
+from __future__ import annotations
+
+import contextlib
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from microservice.routing.replica import Replica
+
+WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class RoutingMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        def gauge(name: str, text: str) -> Gauge:
+            return Gauge(name, text, ["replica"], registry=registry)
+
+        self.requests = Counter(
+            "llm_usvc_replica_requests",
+            "Requests sent to each replica (tries included).",
+            ["replica"],
+            registry=registry,
+        )
+        self.failures = Counter(
+            "llm_usvc_replica_failures",
+            "Requests a replica failed (unreachable, reset, 5xx, timeout).",
+            ["replica"],
+            registry=registry,
+        )
+        self.retries = Counter(
+            "llm_usvc_retries", "Requests tried again on another replica.", registry=registry
+        )
+        self.rejected = Counter(
+            "llm_usvc_rejected",
+            "Requests refused before any replica saw them, by reason.",
+            ["reason"],
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "llm_usvc_queue_depth", "Requests waiting for a replica.", registry=registry
+        )
+        self.queue_wait = Histogram(
+            "llm_usvc_queue_wait_seconds",
+            "Time a request waited for a replica (0 when one was free).",
+            buckets=WAIT_BUCKETS,
+            registry=registry,
+        )
+        self.in_flight = gauge("llm_usvc_replica_in_flight", "Our requests in flight, by replica.")
+        self.healthy = gauge("llm_usvc_replica_healthy", "1 while the replica is in rotation.")
+        self.running = gauge(
+            "llm_usvc_replica_running", "Requests the replica's engine runs (its /metrics)."
+        )
+        self.waiting = gauge(
+            "llm_usvc_replica_waiting", "Requests waiting in the replica's engine (its /metrics)."
+        )
+        self.kv_cache = gauge(
+            "llm_usvc_replica_kv_cache_usage", "KV-cache use of the replica, 0 to 1 (its /metrics)."
+        )
+
+    def observe(self, replica: Replica) -> None:
+        """The replica's probed state (called after each probe)."""
+        url = replica.url
+        self.healthy.labels(url).set(1 if replica.healthy else 0)
+        self.running.labels(url).set(replica.load.running)
+        self.waiting.labels(url).set(replica.load.waiting)
+        self.kv_cache.labels(url).set(replica.load.kv_cache)
+
+    def forget(self, url: str) -> None:
+        """A replica that left the endpoint list leaves the metrics too."""
+        for per_replica in (
+            self.requests, self.failures, self.in_flight, self.healthy, self.running,
+            self.waiting, self.kv_cache,
+        ):  # fmt: skip
+            with contextlib.suppress(KeyError):  # never observed: nothing to remove
+                per_replica.remove(url)

@@ -1,0 +1,238 @@
+"""The replicas behind the microservice: kept up to date off the request path (discovery every
+``LLM_DISCOVERY_REFRESH_S``, one probe task per replica every ``LLM_PROBE_INTERVAL_S``), and
+handed out to requests within the in-flight limits, through the bounded waiting room.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import httpx
+
+from microservice.chat import ChatCall
+from microservice.errors import (
+    ModelServerConnectionLost,
+    ModelServerError,
+    ModelServerRejected,
+    ModelServerUnreachable,
+    NoHealthyReplica,
+)
+from microservice.logs import get_logger
+from microservice.model_info import ModelInfo
+from microservice.routing import policies
+from microservice.routing.admission import WaitingRoom
+from microservice.routing.discovery import Discovery
+from microservice.routing.metrics import RoutingMetrics
+from microservice.routing.probe import probe
+from microservice.routing.replica import Replica
+from microservice.settings import MicroserviceSettings
+
+# Prompts that share this many leading characters count as one prefix for `prefix` routing.
+PREFIX_CHARS = 256
+# An on-demand check of every replica (nothing routable) runs at most this often.
+CHECK_NOW_SPACING_S = 0.25
+
+Picker = Callable[[ChatCall, Sequence[Replica]], Replica]
+
+
+def make_picker(routing: str) -> Picker:
+    """The LLM_ROUTING policy; without a key, session and prefix fall back to least_loaded."""
+    turn = policies.turning()
+
+    def pick(call: ChatCall, replicas: Sequence[Replica]) -> Replica:
+        if len(replicas) == 1:
+            return replicas[0]
+        if routing == "round_robin":
+            return policies.round_robin(replicas, turn())
+        if routing == "session":
+            session = call.session_id or call.body.get("user")
+            if session:
+                return policies.by_key(str(session), replicas)
+        elif routing == "prefix":
+            prefix = prompt_prefix(call.body)
+            if prefix:
+                return policies.by_key_bounded(prefix, replicas)
+        return policies.least_loaded(replicas, turn())
+
+    return pick
+
+
+def prompt_prefix(body: dict[str, object]) -> str:
+    """The first PREFIX_CHARS characters of the conversation's text, roles included."""
+    parts: list[str] = []
+    size = 0
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        parts.append(f"{message.get('role')}:{content or ''}\n")
+        size += len(parts[-1])
+        if size >= PREFIX_CHARS:
+            break
+    return "".join(parts)[:PREFIX_CHARS]
+
+
+class ReplicaPool:
+    def __init__(
+        self,
+        settings: MicroserviceSettings,
+        client: httpx.AsyncClient,
+        discovery: Discovery,
+        info: ModelInfo,
+        metrics: RoutingMetrics,
+    ) -> None:
+        self._settings = settings
+        self._client = client
+        self._discovery = discovery
+        self._info = info
+        self._metrics = metrics
+        self._pick = make_picker(settings.llm_routing)
+        self._room = WaitingRoom(settings.llm_queue_size, settings.llm_queue_timeout_s, metrics)
+        self._max_in_flight = settings.llm_max_inflight_per_replica
+        self._replicas: dict[str, Replica] = {}
+        self._probes: dict[str, asyncio.Task[None]] = {}
+        self._discovery_task: asyncio.Task[None] | None = None
+        self._check_lock = asyncio.Lock()
+        self._checked_at = -math.inf
+        interval = settings.llm_probe_interval_s
+        self._probe_timeout = httpx.Timeout(min(10.0, max(5.0, 2 * interval)))
+        self._retry_after = min(10, max(1, math.ceil(interval)))
+
+    @property
+    def replicas(self) -> list[Replica]:
+        return list(self._replicas.values())
+
+    async def start(self) -> None:
+        """Find the replicas and start probing them; nothing here waits for a replica."""
+        await self._refresh()
+        self._discovery_task = asyncio.create_task(self._discover_forever())
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._discovery_task, *self._probes.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _discover_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.llm_discovery_refresh_s)
+            try:
+                await self._refresh()
+            except Exception:  # discovery must outlive any one bad lookup
+                get_logger().exception("replica discovery failed")
+
+    async def _refresh(self) -> None:
+        urls = await self._discovery.replicas()
+        for url in urls:
+            if url not in self._replicas:
+                self._replicas[url] = Replica(url)
+                self._probes[url] = asyncio.create_task(self._probe_forever(self._replicas[url]))
+                get_logger().info("replica added", extra={"fields": {"replica": url}})
+        for url in set(self._replicas) - set(urls):
+            del self._replicas[url]
+            self._probes.pop(url).cancel()
+            self._metrics.forget(url)
+            get_logger().info("replica removed", extra={"fields": {"replica": url}})
+
+    async def _probe_forever(self, replica: Replica) -> None:
+        while True:
+            try:
+                await self._probe(replica)
+            except Exception:  # a probe must never stop for good: the replica would freeze
+                get_logger().exception(
+                    "replica probe failed", extra={"fields": {"replica": replica.url}}
+                )
+                replica.mark_down("probe failed (see the service log)")
+            await asyncio.sleep(self._settings.llm_probe_interval_s)
+
+    async def _probe(self, replica: Replica) -> None:
+        was_healthy = replica.healthy
+        await probe(self._client, replica, self._info, self._probe_timeout)
+        self._metrics.observe(replica)
+        if replica.healthy != was_healthy:
+            fields = {"replica": replica.url, "healthy": replica.healthy, "reason": replica.reason}
+            get_logger().info("replica state", extra={"fields": fields})
+        if replica.healthy and not was_healthy:
+            self._room.wake_one()  # a returning replica takes a waiting request at once
+
+    async def check_now(self, force: bool = False) -> None:
+        """Probe every replica now (nothing routable, or a stale health answer); concurrent
+        callers share one round, and rounds are at least CHECK_NOW_SPACING_S apart unless
+        ``force`` (a health check, which must never answer from a failure)."""
+        async with self._check_lock:
+            if not force and time.monotonic() - self._checked_at < CHECK_NOW_SPACING_S:
+                return
+            await asyncio.gather(*(self._probe(r) for r in self.replicas))
+            self._checked_at = time.monotonic()
+
+    def _routable(self, exclude: set[str]) -> list[Replica]:
+        return [r for r in self._replicas.values() if r.healthy and r.url not in exclude]
+
+    async def acquire(self, call: ChatCall, exclude: set[str]) -> Replica:
+        """A healthy replica with a free slot, its in-flight count taken; waits in the room
+        when all are full. NoHealthyReplica (503) or Overloaded (429) otherwise. With nothing
+        routable, every replica is checked at once first, so a replica that just came up is
+        used without waiting for its next probe."""
+        routable = self._routable(exclude)
+        if not routable:
+            await self.check_now()
+            routable = self._routable(exclude)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        deadline = start + self._room.timeout_s
+        queued = False
+        while True:
+            if not routable:
+                raise self._none_healthy()
+            free = [r for r in routable if r.in_flight < self._max_in_flight]
+            if free and (queued or not self._room.occupied):
+                replica = self._pick(call, free)
+                replica.in_flight += 1
+                self._metrics.in_flight.labels(replica.url).set(replica.in_flight)
+                self._metrics.requests.labels(replica.url).inc()
+                self._metrics.queue_wait.observe(loop.time() - start)
+                return replica
+            await self._room.wait(deadline)
+            queued = True
+            routable = self._routable(exclude)
+
+    def release(self, replica: Replica) -> None:
+        replica.in_flight -= 1
+        self._metrics.in_flight.labels(replica.url).set(replica.in_flight)
+        self._room.wake_one()
+
+    def failed(self, replica: Replica, error: ModelServerError, mid_stream: bool = False) -> None:
+        """A request failed on this replica. A connection that could not be made, or was lost
+        before the answer began, takes it out of the rotation at once; an HTTP error, or a
+        stream cut once under way, leaves that to its probe (one bad request must not take
+        out the only replica)."""
+        if isinstance(error, ModelServerRejected):
+            return  # the client's request was refused: the replica is fine
+        self._metrics.failures.labels(replica.url).inc()
+        replica.last_error = error.message
+        lost = isinstance(error, ModelServerConnectionLost) and not mid_stream
+        if isinstance(error, ModelServerUnreachable) or lost:
+            replica.mark_down(error.message)
+            self._metrics.observe(replica)
+
+    def _none_healthy(self) -> ModelServerError:
+        """503, or 404 when every replica is up but serves other models (as vLLM itself
+        answers a request for a model it does not serve)."""
+        replicas = self.replicas
+        if replicas and all(r.wrong_model for r in replicas):
+            self._metrics.rejected.labels("model_not_served").inc()
+            return ModelServerRejected(
+                f"The model `{self._info.model}` does not exist on any replica: "
+                + "; ".join(r.reason for r in replicas),
+                status=404,
+            )
+        self._metrics.rejected.labels("no_healthy_replica").inc()
+        reasons = "; ".join(f"{r.url}: {r.reason}" for r in replicas) or "no replica found"
+        return NoHealthyReplica(f"no model server replica is ready ({reasons})", self._retry_after)

@@ -1,0 +1,76 @@
+"""One check of one replica: is it up, does it serve our model, how loaded is it.
+
+``/health`` first (vLLM answers 200 only once the model is loaded); ``/v1/models`` when the
+replica (re)joins, to check it serves our model and learn the context length; ``/metrics`` for
+its load. The reasons are the operator's: they appear as they are in ``/v1/health_check``.
+"""
+
+from __future__ import annotations
+
+import httpx
+import orjson
+
+from microservice.model_info import ModelInfo, find_model
+from microservice.routing.replica import Load, Replica, parse_load
+
+SLOW_CHECKS_TO_LEAVE = 2
+
+
+async def probe(
+    client: httpx.AsyncClient, replica: Replica, info: ModelInfo, limit: httpx.Timeout
+) -> None:
+    url = replica.url
+    try:
+        health = await client.get(url + "/health", timeout=limit)
+        if health.status_code != 200:
+            replica.mark_down(f"model server is not ready (health {health.status_code})")
+            return
+        if not replica.healthy:
+            reason, wrong_model = await _serves_model(client, url, info, limit)
+            if reason is not None:
+                replica.mark_down(reason, wrong_model)
+                return
+        load = await _load(client, url, limit)
+    except httpx.ConnectError:
+        replica.mark_down("model server is unreachable (not started or still loading)")
+        return
+    except httpx.TimeoutException as error:
+        # A busy CPU engine can be slow to answer: one slow check keeps a healthy replica in
+        # (a session must not move for it); the next slow one in a row takes it out.
+        replica.slow_checks += 1
+        if not replica.healthy or replica.slow_checks >= SLOW_CHECKS_TO_LEAVE:
+            replica.mark_down(f"model server did not answer: {type(error).__name__}")
+        return
+    except httpx.HTTPError as error:
+        replica.mark_down(f"model server did not answer: {type(error).__name__}")
+        return
+    replica.mark_healthy(load)
+
+
+async def _serves_model(
+    client: httpx.AsyncClient, url: str, info: ModelInfo, limit: httpx.Timeout
+) -> tuple[str | None, bool]:
+    """(None, False) when the replica serves our model (its context length is learned); else
+    why not, and whether it is up but serves other models."""
+    models = await client.get(url + "/v1/models", timeout=limit)
+    if models.status_code != 200:
+        return f"model server lists no models (status {models.status_code})", False
+    try:
+        listed = orjson.loads(models.content)
+        entry = find_model(listed, info.model)
+        served = sorted(str(m["id"]) for m in listed["data"])
+    except (ValueError, KeyError, TypeError):  # orjson's decode error is a ValueError too
+        return "model server answered /v1/models with an unexpected body", False
+    if entry is None:
+        return f"model {info.model!r} is not served (served: {served})", True
+    info.learn(entry)
+    return None, False
+
+
+async def _load(client: httpx.AsyncClient, url: str, limit: httpx.Timeout) -> Load:
+    """The engine's load; a replica without /metrics is routed on our own counts alone."""
+    try:
+        metrics = await client.get(url + "/metrics", timeout=limit)
+    except httpx.TimeoutException:
+        return Load()
+    return parse_load(metrics.text) if metrics.status_code == 200 else Load()
