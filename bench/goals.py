@@ -6,9 +6,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from bench.relay import RelayRow
-from bench.summary import Row
+from bench.scenarios import OVER_TWO
+from bench.summary import Row, relay_routing, routing
 
 GENERIC = ("generic, OpenAI form", "generic, OPEA form")
+ROUTING_OVERHEAD = "routing overhead: two-replica proxy CPU per request ÷ single-replica"
 
 
 @dataclass(frozen=True)
@@ -62,4 +64,9 @@ def goals(rows: list[Row], relay: list[RelayRow]) -> list[Goal]:
     for target in GENERIC:
         added = _field(rows, "streaming c=1", target, "added_ttft_p50_ms")
         out.append(Goal("added p50 TTFT ms, streaming c=1", target, 1.0, added, False))
+    routed = routing(rows)  # the same microservice over 2 replicas vs over 1, same rounds
+    relayed = relay_routing(relay)  # the same, over stand-ins: the upstream's pace taken out
+    for entry in [*routed, *([relayed] if relayed else [])]:
+        where = f"{OVER_TWO}, {entry.scenario}"
+        out.append(Goal(ROUTING_OVERHEAD, where, 1.10, entry.cpu_ratio, False))
     return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import httpx
@@ -86,7 +87,7 @@ async def one(
 
 async def run_segment(
     client: httpx.AsyncClient,
-    base_url: str,
+    base_url: str | Sequence[str],
     body: bytes,
     form: Form,
     stream: bool,
@@ -94,8 +95,12 @@ async def run_segment(
     requests: int,
     time_limit_s: float,
 ) -> Segment:
-    """``requests`` requests, ``concurrency`` at a time; no new one starts after the limit."""
+    """``requests`` requests, ``concurrency`` at a time; no new one starts after the limit.
+
+    Several base URLs: the requests go to each in turn (round robin at the client, no proxy),
+    the direct baseline over several replicas."""
     segment = Segment()
+    urls = [base_url] if isinstance(base_url, str) else list(base_url)
     remaining = requests
     deadline = time.monotonic() + time_limit_s
 
@@ -103,7 +108,8 @@ async def run_segment(
         nonlocal remaining
         while remaining > 0 and time.monotonic() < deadline:
             remaining -= 1
-            segment.shots.append(await one(client, base_url, body, form, stream))
+            url = urls[remaining % len(urls)]
+            segment.shots.append(await one(client, url, body, form, stream))
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))

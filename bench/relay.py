@@ -4,6 +4,11 @@ The stand-in (bench/replay_upstream.py) answers every streaming request with a 6
 recorded from the real vLLM earlier in the same run, as fast as the socket allows, so the
 proxy's own relay cost is what limits the rate. The figure is chunks relayed per second of the
 proxy's CPU time (its process tree), i.e. chunks/s per core.
+
+A second stand-in lets the generic microservice route over two replicas: against the same
+microservice over one, that is routing's own cost per request with the upstream's pace taken out
+(over real vLLM replicas on shared cores, the pace differs between one replica and two, and the
+relay's batching of chunks per read with it).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import httpx
 
 from bench import forms, loadgen, procstat, servers
 from bench.forms import Form
+from bench.scenarios import OVER_TWO
 
 STREAM_TOKENS = 64
 
@@ -76,15 +82,20 @@ async def _measure(
 
 
 async def run(recording: dict[str, str], model: str, work: Path, requests: int) -> list[RelayRow]:
-    """Each proxy in front of the stand-in, one at a time, streaming at concurrency 8."""
+    """Each proxy in front of the stand-in (the routed microservice in front of two), one at a
+    time, streaming at concurrency 8."""
     path = work / "recording.json"
     path.write_text(json.dumps(recording))
     chunks = recording["stream"].count("data: ") - recording["stream"].count("data: [DONE]")
     rows = []
     with contextlib.ExitStack() as stack:
         upstream = stack.enter_context(servers.replay_upstream(path, work)).base_url
+        second = stack.enter_context(servers.replay_upstream(path, work, "-2")).base_url
         floor = stack.enter_context(servers.passthrough("relay", upstream, work))
         generic = stack.enter_context(servers.microservice("relay-generic", upstream, model, work))
+        over_two = stack.enter_context(
+            servers.microservice("relay-generic-over-2", f"{upstream},{second}", model, work)
+        )
         langchain = stack.enter_context(
             servers.microservice(
                 "relay-langchain", upstream, model, work, LLM_CONNECTOR="langchain"
@@ -93,6 +104,7 @@ async def run(recording: dict[str, str], model: str, work: Path, requests: int) 
         plan: list[tuple[str, str, int, Form]] = [
             ("passthrough (reference floor)", floor.base_url, floor.process.pid, "openai"),
             ("generic, OpenAI form", generic.base_url, generic.process.pid, "openai"),
+            (OVER_TWO, over_two.base_url, over_two.process.pid, "openai"),
             ("generic, OPEA form", generic.base_url, generic.process.pid, "opea"),
             ("langchain, OpenAI form", langchain.base_url, langchain.process.pid, "openai"),
             ("langchain, OPEA form", langchain.base_url, langchain.process.pid, "opea"),

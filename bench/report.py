@@ -10,7 +10,8 @@ from pathlib import Path
 from bench.goals import Goal
 from bench.relay import RelayRow
 from bench.run import Results
-from bench.summary import Row
+from bench.scenarios import TWO_REPLICAS
+from bench.summary import Routing, Row, relay_routing, routing
 
 
 def _cell(value: object) -> str:
@@ -27,14 +28,75 @@ def _table(header: list[str], lines: list[list[object]]) -> list[str]:
     return out
 
 
+def _split(per_replica: list[float]) -> str:
+    return " / ".join(f"{count:.0f}" for count in per_replica) if per_replica else "-"
+
+
+def _idle_note(results: Results) -> list[str]:
+    if results.idle_replica_cpu_s is None:
+        return []
+    return [
+        f"The second vLLM replica, loaded at the start and idle until the two-replica "
+        f"scenarios, used {results.idle_replica_cpu_s:.2f} s of CPU during the single-replica "
+        "ones.",
+        "",
+    ]
+
+
+def _routing(rows: list[Row], relay: list[RelayRow]) -> list[Routing]:
+    relayed = relay_routing(relay)
+    return [*routing(rows), *([relayed] if relayed else [])]
+
+
+def _routing_table(entries: list[Routing]) -> list[str]:
+    if not entries:
+        return []
+    text = [
+        "**Two replicas: routing** (the microservice over both vLLM replicas against the load "
+        "generator spreading over both itself; proxy CPU against the same microservice over one "
+        "replica, in the same rounds; requests per replica from each vLLM's own counter; the "
+        "relay line routes over two stand-in upstreams, so the upstream's pace is the same for "
+        "both)",
+        "",
+    ]
+    text += _table(
+        [
+            "scenario",
+            "throughput ratio to direct over 2",
+            "CPU ms/req over 2",
+            "CPU ms/req over 1",
+            "CPU ratio (goal ≤ 1.10)",
+            "requests per replica, microservice",
+            "busiest replica share %",
+            "requests per replica, direct",
+        ],
+        [
+            [
+                e.scenario,
+                e.throughput_ratio,
+                e.cpu_ms_over_two,
+                e.cpu_ms_over_one,
+                e.cpu_ratio,
+                _split(e.spread_over_two),
+                e.busiest_share,
+                _split(e.spread_direct),
+            ]
+            for e in entries
+        ],
+    )
+    return [*text, ""]
+
+
 def markdown(results: Results, rows: list[Row], goals: list[Goal], rounds: int) -> str:
     load = ", ".join(f"{when}: {' / '.join(map(str, avg))}" for when, avg in results.load.items())
     text = [
         f"Run of {results.seconds:.0f} s, {rounds} interleaved rounds per scenario, "
         f"{os.cpu_count()} cores, load average (1/5/15 min) {load}.",
         "",
+        *_idle_note(results),
     ]
     for scenario in dict.fromkeys(row.scenario for row in rows):
+        two = scenario.startswith(TWO_REPLICAS)
         text += [f"**{scenario}**", ""]
         header = [
             "target",
@@ -46,8 +108,9 @@ def markdown(results: Results, rows: list[Row], goals: list[Goal], rounds: int) 
             "TTFT p50",
             "TTFT p99",
             "CPU ms/req",
-            "ratio to vLLM",
+            "ratio to direct over 2" if two else "ratio to vLLM",
             "errors",
+            *(["per replica"] if two else []),
         ]
         lines: list[list[object]] = [
             [
@@ -62,11 +125,13 @@ def markdown(results: Results, rows: list[Row], goals: list[Goal], rounds: int) 
                 r.cpu_ms_per_req,
                 r.ratio,
                 r.errors,
+                *([_split(r.per_replica)] if two else []),
             ]
             for r in rows
             if r.scenario == scenario
         ]
         text += [*_table(header, lines), ""]
+    text += _routing_table(_routing(rows, results.relay))
     text += ["**Relay micro-benchmark** (stand-in upstream replaying a recorded vLLM stream)", ""]
     text += _table(
         ["target", "requests", "chunks/req", "proxy CPU s", "chunks/s per core", "chunks/s wall"],
@@ -120,7 +185,9 @@ def write(
         "seconds": results.seconds,
         "rounds": rounds,
         "load_average": results.load,
+        "idle_replica_cpu_s": results.idle_replica_cpu_s,
         "rows": [row.to_json() for row in rows],
+        "routing": [entry.to_json() for entry in _routing(rows, relay)],
         "relay": [row.to_json() for row in relay],
         "memory": results.memory,
         "goals": [goal.to_json() for goal in goals],

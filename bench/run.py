@@ -1,7 +1,10 @@
-"""The side-by-side run: real vLLM, the microservice per connector and form, the floor.
+"""The side-by-side run: real vLLM, the microservice per connector and form, the floor; then
+two vLLM replicas, the microservice over both against the load generator spreading over both.
 
 Every scenario is measured in rounds; in each round every target gets one segment, in an order
-rotated per round, so slow drifts of the machine's load fall on all targets alike.
+rotated per round, so slow drifts of the machine's load fall on all targets alike. Both vLLM
+replicas load together at the start; the second one stays idle (its CPU time is recorded) until
+the two-replica scenarios, which run after the single-replica ones.
 """
 
 from __future__ import annotations
@@ -17,11 +20,21 @@ import httpx
 from bench import forms, loadgen, measure, procstat, relay, servers
 from bench.measure import Record
 from bench.relay import RelayRow
-from bench.scenarios import Scenario, Target, scenarios
+from bench.scenarios import (
+    DIRECT_SPREAD,
+    OVER_ONE,
+    OVER_TWO,
+    Scenario,
+    Target,
+    scenarios,
+    two_replica_scenarios,
+)
 from bench.summary import DIRECT
+from harness.processes import Server
 
 MEMORY_REQUESTS = 1000
 SEGMENT_LIMIT_S = 90.0
+REPLICAS = 2
 
 
 @dataclass
@@ -31,6 +44,8 @@ class Results:
     relay: list[RelayRow] = field(default_factory=list)
     load: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    # CPU seconds the second vLLM replica used, idle, during the single-replica scenarios.
+    idle_replica_cpu_s: float | None = None
 
 
 def _load(results: Results, when: str) -> None:
@@ -38,7 +53,7 @@ def _load(results: Results, when: str) -> None:
 
 
 async def _interleave(
-    targets: list[Target], plan: list[Scenario], rounds: int, model: str, vllm_url: str
+    targets: list[Target], plan: list[Scenario], rounds: int, model: str, vllm_urls: list[str]
 ) -> list[Record]:
     records = []
     for scenario in plan:
@@ -46,12 +61,19 @@ async def _interleave(
             shift = index % len(targets)
             for target in targets[shift:] + targets[:shift]:
                 record = await measure.segment(
-                    target, scenario, index, model, vllm_url, SEGMENT_LIMIT_S
+                    target, scenario, index, model, vllm_urls, SEGMENT_LIMIT_S
                 )
                 print(f"bench: {scenario.name} round {index} {target.name}: {record.ok} ok "
                       f"in {record.wall_s:.1f}s", flush=True)  # fmt: skip
                 records.append(record)
     return records
+
+
+async def _warm_up(targets: list[Target], model: str) -> None:
+    """Connections, imports, vLLM's prefix cache (on every replica a target spreads over)."""
+    for each in targets:
+        body = forms.body(each.form, model, 16, True)
+        await loadgen.run_segment(each.client, each.urls, body, each.form, True, 4, 8, 60)
 
 
 async def _top_up(target: Target, model: str, served: int) -> None:
@@ -66,6 +88,34 @@ async def _top_up(target: Target, model: str, served: int) -> None:
             )
 
 
+async def _two_replicas(
+    stack: contextlib.AsyncExitStack,
+    replicas: list[Server],
+    single: Server,
+    model: str,
+    work: Path,
+    rounds: int,
+    scale: float,
+) -> list[Record]:
+    """The microservice over both replicas (default routing) against the load generator
+    spreading over both itself, with the single-replica microservice as the CPU reference."""
+    urls = [r.base_url for r in replicas]
+    over_two = stack.enter_context(
+        servers.microservice("generic-over-2", ",".join(urls), model, work)
+    )
+    plan_targets: list[tuple[str, str, int | None, tuple[str, ...]]] = [
+        (DIRECT_SPREAD, urls[0], None, tuple(urls)),
+        (OVER_TWO, over_two.base_url, over_two.process.pid, ()),
+        (OVER_ONE, single.base_url, single.process.pid, ()),
+    ]
+    targets = []
+    for name, base, pid, spread in plan_targets:
+        client = await stack.enter_async_context(loadgen.make_client(32))
+        targets.append(Target(name, base, "openai", pid, client, spread))
+    await _warm_up(targets, model)
+    return await _interleave(targets, two_replica_scenarios(scale), rounds, model, urls)
+
+
 async def run(work: Path, rounds: int, scale: float, relay_requests: int) -> Results:
     from model_server.tiny_model import build
 
@@ -75,7 +125,8 @@ async def run(work: Path, rounds: int, scale: float, relay_requests: int) -> Res
     model = str(build(work / "model"))
     plan = scenarios(scale)
     async with contextlib.AsyncExitStack() as stack:
-        url = stack.enter_context(servers.vllm(Path(model), work)).base_url
+        replicas = stack.enter_context(servers.vllm_replicas(Path(model), work, REPLICAS))
+        url, idle = replicas[0].base_url, replicas[1].process.pid
         generic = stack.enter_context(servers.microservice("generic", url, model, work))
         langchain = stack.enter_context(
             servers.microservice("langchain", url, model, work, LLM_CONNECTOR="langchain")
@@ -102,11 +153,11 @@ async def run(work: Path, rounds: int, scale: float, relay_requests: int) -> Res
         ]
         async with httpx.AsyncClient(timeout=60) as client:
             recording = await relay.record(client, url, model)
-        for each in targets:  # warm-up: connections, imports, vLLM's prefix cache
-            body = forms.body(each.form, model, 16, True)
-            await loadgen.run_segment(each.client, each.base_url, body, each.form, True, 4, 8, 60)
+        await _warm_up(targets, model)
         _load(results, "before measuring")
-        results.records = await _interleave(targets, plan, rounds, model, url)
+        idle_before = procstat.cpu_seconds(idle)
+        results.records = await _interleave(targets, plan, rounds, model, [url])
+        results.idle_replica_cpu_s = round(procstat.cpu_seconds(idle) - idle_before, 2)
         _load(results, "after measuring")
         for name, server in proxies.items():
             pid = server.process.pid
@@ -117,6 +168,8 @@ async def run(work: Path, rounds: int, scale: float, relay_requests: int) -> Res
                 "rss_after_start_mb": round(rss_start[name] / 2**20, 1),
                 "rss_after_1000_mb": round(procstat.rss_bytes(pid) / 2**20, 1),
             }
+        results.records += await _two_replicas(stack, replicas, generic, model, work, rounds, scale)
+        _load(results, "after two replicas")
     results.relay = await relay.run(recording, model, work, relay_requests)
     _load(results, "end")
     results.seconds = round(time.monotonic() - started, 1)

@@ -22,6 +22,14 @@ def vllm(model_dir: Path, work: Path) -> Iterator[Server]:
 
 
 @contextlib.contextmanager
+def vllm_replicas(model_dir: Path, work: Path, count: int) -> Iterator[list[Server]]:
+    """``count`` vLLM CPU servers on the tiny model, loaded in parallel; logs vllm-<n>.log."""
+    logs = [work / "logs" / f"vllm-{n}.log" for n in range(1, count + 1)]
+    with servers.vllm_replicas(str(model_dir), work / "hf-home", logs) as started:
+        yield started
+
+
+@contextlib.contextmanager
 def microservice(
     name: str, endpoint: str, model: str, work: Path, **extra: str
 ) -> Iterator[Server]:
@@ -42,10 +50,10 @@ def passthrough(name: str, endpoint: str, work: Path) -> Iterator[Server]:
 
 
 @contextlib.contextmanager
-def replay_upstream(recording: Path, work: Path) -> Iterator[Server]:
+def replay_upstream(recording: Path, work: Path, name: str = "") -> Iterator[Server]:
     """The STAND-IN upstream of the relay micro-benchmark (bench/replay_upstream.py)."""
     port = free_port()
     args = python_module("bench.replay_upstream", str(recording), str(port))
-    log = work / "logs" / "replay-upstream.log"
+    log = work / "logs" / f"replay-upstream{name}.log"
     with running(args, {}, port, log, "/health", 30) as server:
         yield server

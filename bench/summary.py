@@ -1,8 +1,10 @@
 """From raw segment records to the benchmark's figures, per scenario and target.
 
 Rates are the median over rounds; each round's ratio is taken against the direct-vLLM segment
-of the same round (measured minutes apart at most, under the same machine load). CPU per
-request sums CPU and requests over all rounds, so /proc's 10 ms tick matters less.
+of the same round (measured minutes apart at most, under the same machine load): vLLM itself
+in the single-replica scenarios, the load generator spreading over both replicas in the
+two-replica ones. CPU per request sums CPU and requests over all rounds, so /proc's 10 ms tick
+matters less.
 """
 
 from __future__ import annotations
@@ -10,11 +12,14 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from bench.measure import Record
+from bench.relay import RelayRow
+from bench.scenarios import DIRECT_SPREAD, OVER_ONE, OVER_TWO, TWO_REPLICAS
 
 DIRECT = "vLLM direct"
+BASELINES = (DIRECT, DIRECT_SPREAD)  # each scenario's ratios are to the one it measured
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -46,6 +51,8 @@ class Row:
     ratio: float | None
     added_p50_ms: float | None
     added_ttft_p50_ms: float | None
+    # Requests each vLLM replica finished, summed over rounds (vLLM's own counters).
+    per_replica: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -79,7 +86,15 @@ def _row(records: list[Record], direct: list[Record], direct_row: Row | None) ->
         ratio=round(statistics.median(ratios), 3) if ratios else None,
         added_p50_ms=_diff(p50, direct_row.p50_ms if direct_row else None),
         added_ttft_p50_ms=_diff(ttft_p50, direct_row.ttft_p50_ms if direct_row else None),
+        per_replica=_per_replica(records),
     )
+
+
+def _per_replica(records: list[Record]) -> list[float]:
+    widths = {len(r.per_replica) for r in records}
+    if len(widths) != 1:  # not read, or read over different replica sets: no spread to show
+        return []
+    return [round(sum(column), 1) for column in zip(*(r.per_replica for r in records), strict=True)]
 
 
 def _diff(value: float | None, base: float | None) -> float | None:
@@ -93,11 +108,89 @@ def summarise(records: list[Record]) -> list[Row]:
         groups[(record.scenario, record.target)].append(record)
     rows: list[Row] = []
     for scenario in dict.fromkeys(r.scenario for r in records):
-        direct = groups.get((scenario, DIRECT), [])
+        baseline = next((b for b in BASELINES if (scenario, b) in groups), None)
+        direct = groups[(scenario, baseline)] if baseline else []
         direct_row = _row(direct, direct, None) if direct else None
         if direct_row:
             rows.append(direct_row)
         for (name, target), group in groups.items():
-            if name == scenario and target != DIRECT:
+            if name == scenario and target != baseline:
                 rows.append(_row(group, direct, direct_row))
     return rows
+
+
+@dataclass
+class Routing:
+    """One two-replica scenario (or the relay over two stand-ins), summed up: what routing costs
+    and how it spreads."""
+
+    scenario: str  # the single-replica scenario it mirrors, e.g. "streaming c=32"
+    throughput_ratio: float | None  # microservice over 2 / direct over 2, median of rounds
+    cpu_ms_over_two: float | None
+    cpu_ms_over_one: float | None
+    cpu_ratio: float | None  # over 2 / over 1; the routing-overhead target is <= 1.10
+    spread_over_two: list[float]  # requests per replica, microservice over 2
+    spread_direct: list[float]  # requests per replica, load generator over 2
+    busiest_share: float | None  # busiest replica's share of the microservice's requests, %
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def busiest_share(per_replica: list[float]) -> float | None:
+    """The busiest replica's share of the requests in %: 50 is an even split over two."""
+    total = sum(per_replica)
+    return round(100 * max(per_replica) / total, 1) if per_replica and total else None
+
+
+def routing(rows: list[Row]) -> list[Routing]:
+    """One entry per two-replica scenario measured in ``rows``."""
+    out = []
+    for scenario in dict.fromkeys(r.scenario for r in rows if r.scenario.startswith(TWO_REPLICAS)):
+        by_target = {r.target: r for r in rows if r.scenario == scenario}
+        two, one, direct = (
+            by_target.get(OVER_TWO),
+            by_target.get(OVER_ONE),
+            by_target.get(DIRECT_SPREAD),
+        )
+        cpu_two = two.cpu_ms_per_req if two else None
+        cpu_one = one.cpu_ms_per_req if one else None
+        spread = two.per_replica if two else []
+        out.append(
+            Routing(
+                scenario=scenario.removeprefix(TWO_REPLICAS),
+                throughput_ratio=two.ratio if two else None,
+                cpu_ms_over_two=cpu_two,
+                cpu_ms_over_one=cpu_one,
+                cpu_ratio=round(cpu_two / cpu_one, 3) if cpu_two and cpu_one else None,
+                spread_over_two=spread,
+                spread_direct=direct.per_replica if direct else [],
+                busiest_share=busiest_share(spread),
+            )
+        )
+    return out
+
+
+RELAY_ROUTING = "relay, stand-in upstreams, streaming c=8"
+RELAY_OVER_ONE = "generic, OpenAI form"
+
+
+def relay_routing(relay: list[RelayRow]) -> Routing | None:
+    """The relay micro-benchmark's routed row against the same microservice over one stand-in:
+    routing's cost per request with the upstream's pace taken out."""
+    by_target = {row.target: row for row in relay}
+    two, one = by_target.get(OVER_TWO), by_target.get(RELAY_OVER_ONE)
+    if two is None or one is None:
+        return None
+    cpu_two = round(two.cpu_s * 1000 / two.requests, 2) if two.requests else None
+    cpu_one = round(one.cpu_s * 1000 / one.requests, 2) if one.requests else None
+    return Routing(
+        scenario=RELAY_ROUTING,
+        throughput_ratio=None,
+        cpu_ms_over_two=cpu_two,
+        cpu_ms_over_one=cpu_one,
+        cpu_ratio=round(cpu_two / cpu_one, 3) if cpu_two and cpu_one else None,
+        spread_over_two=[],
+        spread_direct=[],
+        busiest_share=None,
+    )

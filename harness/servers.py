@@ -4,11 +4,23 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import os
+import subprocess
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
-from harness.processes import Server, free_port, python_module, running
+from harness.processes import (
+    REPO_ROOT,
+    Server,
+    free_port,
+    python_module,
+    running,
+    stop_process_group,
+    wait_until_healthy,
+)
 from harness.server_envs import microservice_env, vllm_env
+
+VLLM_LOAD_TIMEOUT_S = 300
 
 
 @contextlib.contextmanager
@@ -16,8 +28,25 @@ def vllm(model: str, hf_home: Path, log_path: Path) -> Iterator[Server]:
     """vLLM CPU on ``model``; yields once ``/health`` answers (loading takes 20-60 s)."""
     port = free_port()
     env = vllm_env(model, port, hf_home)
-    with running(python_module("model_server"), env, port, log_path, "/health", 300) as server:
+    args = python_module("model_server")
+    with running(args, env, port, log_path, "/health", VLLM_LOAD_TIMEOUT_S) as server:
         yield server
+
+
+@contextlib.contextmanager
+def vllm_replicas(model: str, hf_home: Path, log_paths: Sequence[Path]) -> Iterator[list[Server]]:
+    """One vLLM CPU server on ``model`` per log path, all started at once so they load in
+    parallel (30-60 s together on shared cores, each with its own 1 GiB KV cache); yields once
+    every ``/health`` answers. One that exits or times out stops them all."""
+    ports = _distinct_free_ports(len(log_paths))
+    with contextlib.ExitStack() as stack:
+        started = [
+            stack.enter_context(_spawned(vllm_env(model, port, hf_home), port, log_path))
+            for port, log_path in zip(ports, log_paths, strict=True)
+        ]
+        for server in started:
+            wait_until_healthy(server, "/health", VLLM_LOAD_TIMEOUT_S)
+        yield started
 
 
 @contextlib.contextmanager
@@ -27,3 +56,32 @@ def microservice(endpoint: str, model: str, log_path: Path, **extra: str) -> Ite
     env = microservice_env(model, endpoint, port, **extra)
     with running(python_module("microservice"), env, port, log_path, "/health", 60) as server:
         yield server
+
+
+def _distinct_free_ports(count: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+@contextlib.contextmanager
+def _spawned(env: Mapping[str, str], port: int, log_path: Path) -> Iterator[Server]:
+    """``python -m model_server`` started in its own process group and not yet waited for;
+    stopped by PID with its children when the block ends (as ``processes.running`` does)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            python_module("model_server"),
+            env={**os.environ, **env},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=REPO_ROOT,
+            start_new_session=True,
+        )
+        try:
+            yield Server(f"http://127.0.0.1:{port}", process, log_path)
+        finally:
+            stop_process_group(process)

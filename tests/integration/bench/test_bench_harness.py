@@ -1,17 +1,24 @@
 """The benchmark harness on a handful of requests against real servers: figures are produced
 and sane (counts, orderings, tokens per request). No timing assertions: timings are the
-benchmark's job, not the tests'."""
+benchmark's job, not the tests'.
+
+The two-replica scenario is exercised on the session's one vLLM reached under two names
+(``127.0.0.1`` and ``localhost``), which the microservice and the load generator treat as two
+replicas: no second vLLM is booted here. ``make bench`` runs it over two real ones."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
-from bench import loadgen, procstat, relay, servers
+from bench import loadgen, procstat, relay, report, servers
+from bench.goals import ROUTING_OVERHEAD, goals
 from bench.measure import segment
-from bench.scenarios import Scenario, Target
-from bench.summary import DIRECT, summarise
+from bench.run import Results
+from bench.scenarios import DIRECT_SPREAD, OVER_ONE, OVER_TWO, TWO_REPLICAS, Scenario, Target
+from bench.summary import DIRECT, relay_routing, routing, summarise
 from harness.processes import Server
 
 pytestmark = pytest.mark.integration
@@ -63,8 +70,72 @@ async def test_relay_micro_benchmark_reports_chunks_per_core(
         recording = await relay.record(client, vllm_server.base_url, str(tiny_model))
     assert recording["stream"].rstrip().endswith("data: [DONE]")
     rows = await relay.run(recording, str(tiny_model), tmp_path, requests=8)
-    assert len(rows) == 5
+    assert len(rows) == 6  # the generic connector over two stand-ins included
     for row in rows:
         assert (row.requests, row.errors) == (8, 0), row
         assert row.upstream_chunks_per_req >= relay.STREAM_TOKENS
         assert row.chunks_per_core_s >= 0 and row.wall_chunks_s > 0
+    routed = relay_routing(rows)
+    assert routed is not None and routed.cpu_ms_over_two is not None
+
+
+async def test_load_generator_spreads_round_robin_over_several_urls() -> None:
+    hosts: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        hosts.append(request.url.host)
+        return httpx.Response(200, json={})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+        urls = ["http://a", "http://b"]
+        result = await loadgen.run_segment(client, urls, b"{}", "openai", False, 3, 10, 10)
+    assert all(shot.ok for shot in result.shots) and len(result.shots) == 10
+    assert (hosts.count("a"), hosts.count("b")) == (5, 5)
+
+
+TWO_REPLICA_SCENARIOS = [
+    Scenario(TWO_REPLICAS + "non-streaming c=2", False, 8, 2, 4),
+    Scenario(TWO_REPLICAS + "streaming c=2", True, 8, 2, 4),
+]
+
+
+async def test_two_replica_segments_give_routing_figures(
+    vllm_server: Server, tiny_model: Path, tmp_path: Path
+) -> None:
+    model, url = str(tiny_model), vllm_server.base_url
+    names = [url, url.replace("127.0.0.1", "localhost")]  # one vLLM, two replica names
+    with (
+        servers.microservice("test-over-2", ",".join(names), model, tmp_path) as over_two,
+        servers.microservice("test-over-1", url, model, tmp_path) as over_one,
+    ):
+        async with loadgen.make_client(4) as client:
+            targets = [
+                Target(DIRECT_SPREAD, url, "openai", None, client, tuple(names)),
+                Target(OVER_TWO, over_two.base_url, "openai", over_two.process.pid, client),
+                Target(OVER_ONE, over_one.base_url, "openai", over_one.process.pid, client),
+            ]
+            records = [
+                await segment(t, s, 0, model, names, 60)
+                for s in TWO_REPLICA_SCENARIOS
+                for t in targets
+            ]
+    rows = summarise(records)
+    assert [(r.scenario, r.target) for r in rows[:3]] == [
+        (TWO_REPLICA_SCENARIOS[0].name, t.name) for t in targets
+    ]
+    for row in rows:
+        assert (row.requests, row.errors) == (4, 0)
+        # Both names read the same counters, so each finished request and token counts twice.
+        assert row.per_replica == [4, 4]
+        assert row.tokens_per_req == 2 * 8
+        assert row.ratio is not None and row.ratio > 0
+        assert (row.cpu_ms_per_req is None) == (row.target == DIRECT_SPREAD)
+    entries = routing(rows)
+    assert [e.scenario for e in entries] == ["non-streaming c=2", "streaming c=2"]
+    for entry in entries:
+        assert entry.throughput_ratio is not None and entry.cpu_ms_over_two is not None
+        assert entry.spread_direct == [4, 4] and entry.busiest_share == 50.0
+    overhead = [g for g in goals(rows, []) if g.goal == ROUTING_OVERHEAD]
+    assert [g.limit for g in overhead] == [1.10, 1.10]
+    text = report.markdown(Results(records=records), rows, overhead, 1)
+    assert "**Two replicas: routing**" in text and "| 4 / 4 |" in text
