@@ -3,6 +3,7 @@
 #   ./run_vllm.sh                  Docker Compose stack for LLM_DEVICE (cpu|hpu, auto-detected)
 #   ./run_vllm.sh --native         local processes from .venv/, in the foreground; Ctrl-C stops all
 #   ./run_vllm.sh --native --demo  the same on the built-in tiny model, no model hub needed
+#   VLLM_REPLICAS=N ./run_vllm.sh  N vLLM replicas on this host, each on its own cores or cards
 # Configuration: docker/<device>/.env; variables already exported win over the file. The rules
 # live in the services' settings (`python -m <service> --check`); this script asks them and keeps
 # only the shell's part: device detection, the demo's variables, processes, docker compose.
@@ -12,6 +13,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PYTHON="${ROOT}/.venv/bin/python"
 DEMO_MODEL="${ROOT}/.demo/tiny-model"   # --native --demo: built once, reused afterwards
 DEMO_MODEL_IN_STACK=/data/models/tiny   # --demo (Docker): in the stack's data folder
+OVERRIDE_FILE=replicas.override.yaml    # Docker, VLLM_REPLICAS>1: beside the compose file
 
 die() { printf 'run_vllm.sh: error: %s\n' "$*" >&2; exit 1; }
 info() { printf '{"ts":"%s","level":"info","logger":"run_vllm","msg":"%s"}\n' \
@@ -19,7 +21,7 @@ info() { printf '{"ts":"%s","level":"info","logger":"run_vllm","msg":"%s"}\n' \
 
 usage() {
     cat <<'USAGE'
-Usage: ./run_vllm.sh [--native] [--demo] [--help]
+Usage: ./run_vllm.sh [--native [--dry-run]] [--demo] [--help]
 
 Starts the LLM serving stack (vLLM model server + LLM microservice) on Intel Xeon (cpu) or
 Intel Gaudi (hpu).
@@ -35,14 +37,24 @@ Intel Gaudi (hpu).
              model is built once in .demo/tiny-model/. Without --native it is built once by the
              model-server image into the stack's data folder (/data/models/tiny), and the
              script waits for the stack to be healthy, then prints the requests to try.
+  --dry-run  with --native: print the processes it would start, and the vLLM command each
+             model server would run, then exit without starting anything
   --help     show this help
+
+VLLM_REPLICAS=N (docker/<device>/.env, default 1) starts N vLLM replicas on consecutive ports
+from LLM_VLLM_PORT, each on its own share of the host (python -m model_server.replicas plans
+it): cpu, one NUMA node each where there are several, else an even share of the cores
+(VLLM_CPU_OMP_THREADS_BIND, and taskset natively or cpuset in Compose); hpu, its own group of
+the HABANA_VISIBLE_DEVICES cards. The microservice waits for all of them and gets them as
+LLM_MODEL_SERVER_ENDPOINT, unless that is exported. Compose: the extra replicas are the
+services of docker/<device>/replicas.override.yaml, written on each start.
 
 Configuration is validated before anything starts, by the services' own settings
 (python -m model_server --check, python -m microservice --check); a wrong value stops it with
 one line. --native validates with .venv/'s Python. Docker mode uses .venv/'s Python when it
 exists, else a host python3 that has pydantic-settings; with neither, the containers validate
-at start, and the script reads only IF_FP8_QUANTIZATION and LLM_USVC_PORT (environment, then
-env file) itself.
+at start, and the script reads only IF_FP8_QUANTIZATION, LLM_USVC_PORT and VLLM_REPLICAS
+(environment, then env file) itself (VLLM_REPLICAS>1 then needs a Python).
 
 Environment:
   LLM_DEVICE            cpu | hpu; auto-detected when unset (hpu if a Gaudi is present)
@@ -118,7 +130,7 @@ read_without_python() {
         printf -v stack '%s, ' "${stacks[@]}"
         die "LLM_DEVICE='${DEVICE}' is not supported (allowed: ${stack%, })"
     fi
-    for name in IF_FP8_QUANTIZATION LLM_USVC_PORT; do
+    for name in IF_FP8_QUANTIZATION LLM_USVC_PORT VLLM_REPLICAS; do
         if [[ -n "${!name:-}" ]]; then
             value="${!name}"
         else
@@ -137,6 +149,31 @@ read_without_python() {
         CONFIG[IF_FP8_QUANTIZATION]=false
     fi
     CONFIG[LLM_USVC_PORT]="${CONFIG[LLM_USVC_PORT]:-9000}"
+    if [[ ! "${CONFIG[VLLM_REPLICAS]}" =~ ^0*1?$ ]]; then
+        die "VLLM_REPLICAS=${CONFIG[VLLM_REPLICAS]} needs .venv/ or a host python3 with pydantic-settings (python -m model_server.replicas plans the replicas)"
+    fi
+}
+
+# VLLM_REPLICAS>1: one line per vLLM replica, "URL CPUS NAME=value ...", planned by
+# `python -m model_server.replicas` for this host's cores or Gaudi cards (CPUS: the logical CPUs
+# it is confined to, or -; NAME=value: what it sets over the configuration). Docker mode: that
+# command also writes the Compose override file that runs them. One replica: none planned.
+REPLICAS=()
+ENDPOINTS=""
+plan_replicas() {
+    local python="$1" out line
+    local args=(-m model_server.replicas)
+    if [[ -f "${ENV_FILE}" ]]; then
+        args+=(--env-file "${ENV_FILE}")
+    fi
+    if [[ "${NATIVE}" != true ]]; then
+        args+=(--compose-override "${ROOT}/docker/${DEVICE}/${OVERRIDE_FILE}")
+    fi
+    out="$(cd "${ROOT}" && "${python}" "${args[@]}")" || exit 2
+    mapfile -t REPLICAS <<< "${out}"
+    for line in "${REPLICAS[@]}"; do
+        ENDPOINTS+="${ENDPOINTS:+,}${line%% *}"
+    done
 }
 
 # The demo's variables: what the tiny model needs is set; what an operator may want to tune
@@ -179,11 +216,60 @@ local_address() {
     esac
 }
 
+# The command that starts one replica ("URL CPUS NAME=value ..." of REPLICAS) into CMD: the model
+# server with the replica's variables, confined to its CPUs (taskset) when it has some.
+replica_command() {
+    local url cpus rest assignments=()
+    read -r url cpus rest <<< "$1"
+    read -r -a assignments <<< "${rest}"
+    CMD=()
+    if ((${#assignments[@]} > 0)); then
+        CMD+=(env "${assignments[@]}")
+    fi
+    if [[ "${cpus}" != - ]]; then
+        command -v taskset >/dev/null 2>&1 \
+            || die "taskset (util-linux) is missing: VLLM_REPLICAS>1 confines each replica to its cores with it"
+        CMD+=(taskset -c "${cpus}")
+    fi
+    CMD+=("${PYTHON}" -m model_server --env-file "${ENV_FILE}")
+}
+
+# A command as one shell line: plain words as they are, the others quoted.
+shell_line() {
+    local word quoted line=""
+    for word in "$@"; do
+        if [[ "${word}" =~ ^[A-Za-z0-9_./=,:@%+-]+$ ]]; then
+            line+="${word} "
+        else
+            printf -v quoted '%q' "${word}"
+            line+="${quoted} "
+        fi
+    done
+    printf '%s' "${line% }"
+}
+
 run_native() {
     local pids=()
-    local vllm_url usvc_url
-    vllm_url="http://$(local_address "${CONFIG[LLM_VLLM_HOST]}"):${CONFIG[LLM_VLLM_PORT]}"
+    local usvc_url
     usvc_url="http://$(local_address "${CONFIG[LLM_USVC_HOST]}"):${CONFIG[LLM_USVC_PORT]}"
+    # One replica: the model server as configured, nothing planned.
+    local replicas=("${REPLICAS[@]}")
+    if ((${#replicas[@]} == 0)); then
+        replicas=("http://$(local_address "${CONFIG[LLM_VLLM_HOST]}"):${CONFIG[LLM_VLLM_PORT]} -")
+    fi
+    local count="${#replicas[@]}" index shown url cpus
+
+    if [[ "${DRY_RUN}" == true ]]; then
+        for index in "${!replicas[@]}"; do
+            replica_command "${replicas[${index}]}"
+            printf 'model server %d/%d: %s\n  vLLM: ' $((index + 1)) "${count}" "$(shell_line "${CMD[@]}")"
+            "${CMD[@]}" --dry-run || exit 2
+        done
+        printf 'LLM microservice: %s\n' "$(shell_line \
+            "LLM_MODEL_SERVER_ENDPOINT=${LLM_MODEL_SERVER_ENDPOINT:-${CONFIG[LLM_MODEL_SERVER_ENDPOINT]}}" \
+            "${PYTHON}" -m microservice --env-file "${ENV_FILE}")"
+        return 0
+    fi
 
     # Poll $1 until it answers 200; fail as soon as one of the started processes is gone
     # (`wait -n` below then reports its status).
@@ -224,11 +310,25 @@ run_native() {
     trap 'stop_all; exit 143' TERM
     trap 'stop_all' EXIT
 
-    info "starting model server (${DEVICE}, ${CONFIG[LLM_VLLM_MODEL_NAME]}) on port ${CONFIG[LLM_VLLM_PORT]}"
-    setsid "${PYTHON}" -m model_server --env-file "${ENV_FILE}" &
-    pids+=("$!")
+    for index in "${!replicas[@]}"; do
+        replica_command "${replicas[${index}]}"
+        if ((count == 1)); then
+            info "starting model server (${DEVICE}, ${CONFIG[LLM_VLLM_MODEL_NAME]}) on port ${CONFIG[LLM_VLLM_PORT]}"
+        else
+            read -r url cpus shown <<< "${replicas[${index}]}"
+            [[ "${cpus}" != - ]] || cpus=any
+            info "starting model server $((index + 1))/${count} (${DEVICE}, ${CONFIG[LLM_VLLM_MODEL_NAME]}) at ${url}, CPUs ${cpus}: ${shown}"
+        fi
+        setsid "${CMD[@]}" &
+        pids+=("$!")
+    done
 
-    if wait_for "${vllm_url}/health"; then
+    # Every replica healthy, then the microservice; any process gone meanwhile ends it all.
+    local line healthy=true
+    for line in "${replicas[@]}"; do
+        wait_for "${line%% *}/health" || { healthy=false; break; }
+    done
+    if [[ "${healthy}" == true ]]; then
         info "starting LLM microservice (${CONFIG[LLM_CONNECTOR]}) on port ${CONFIG[LLM_USVC_PORT]}"
         setsid "${PYTHON}" -m microservice --env-file "${ENV_FILE}" &
         pids+=("$!")
@@ -271,32 +371,49 @@ run_docker() {
     export UID
     export IF_FP8_QUANTIZATION="${CONFIG[IF_FP8_QUANTIZATION]}"
     cd "${stack}"
-    local files=(--env-file=.env -f docker-compose.yaml)
+    local files=(--env-file=.env -f docker-compose.yaml) up=(up --build -d)
+    # VLLM_REPLICAS>1: the replicas are the services of the override file written by
+    # plan_replicas; replicas of an earlier start that are no longer planned go.
+    if ((${#REPLICAS[@]} > 1)); then
+        files+=(-f "${OVERRIDE_FILE}")
+        up+=(--remove-orphans)
+        info "${#REPLICAS[@]} vLLM replicas (${stack}/${OVERRIDE_FILE}): ${ENDPOINTS}"
+    elif [[ -f "${OVERRIDE_FILE}" ]]; then
+        info "one vLLM replica: removing ${stack}/${OVERRIDE_FILE} and the replicas it started"
+        rm -f "${OVERRIDE_FILE}"
+        up+=(--remove-orphans)
+    fi
     if [[ "${DEMO}" != true ]]; then
-        info "starting the ${DEVICE} stack: ${compose[*]} ${profile[*]} up --build -d"
-        exec "${compose[@]}" "${profile[@]}" "${files[@]}" up --build -d
+        info "starting the ${DEVICE} stack: ${compose[*]} ${profile[*]} ${up[*]}"
+        exec "${compose[@]}" "${profile[@]}" "${files[@]}" "${up[@]}"
     fi
     if [[ ! -f "${data}${DEMO_MODEL_IN_STACK#/data}/config.json" ]]; then
         info "building the tiny model into ${data}${DEMO_MODEL_IN_STACK#/data} with the model-server image"
         "${compose[@]}" "${files[@]}" run --rm --build --entrypoint python3 llm-vllm-model-server \
             -m model_server.tiny_model "${DEMO_MODEL_IN_STACK}" --if-missing
     fi
-    info "starting the ${DEVICE} stack on the tiny model: ${compose[*]} up --build -d --wait"
-    "${compose[@]}" "${files[@]}" up --build -d --wait
+    info "starting the ${DEVICE} stack on the tiny model: ${compose[*]} ${up[*]} --wait"
+    "${compose[@]}" "${files[@]}" "${up[@]}" --wait
     print_requests "${CONFIG[LLM_USVC_PORT]}"
 }
 
 NATIVE=false
 DEMO=false
+DRY_RUN=false
 for arg in "$@"; do
     case "${arg}" in
         --native) NATIVE=true ;;
         --demo) DEMO=true ;;
+        --dry-run) DRY_RUN=true ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument '${arg}'" ;;
     esac
 done
 
+if [[ "${DRY_RUN}" == true && "${NATIVE}" != true ]]; then
+    usage >&2
+    die "--dry-run goes with --native"
+fi
 if [[ "${NATIVE}" == true ]]; then
     ensure_venv
 fi
@@ -317,19 +434,30 @@ fi
 CHECK_PYTHON="$(validating_python)"
 if [[ -n "${CHECK_PYTHON}" ]]; then
     check_service "${CHECK_PYTHON}" model_server
+    if ((CONFIG[VLLM_REPLICAS] > 1)); then
+        plan_replicas "${CHECK_PYTHON}"
+        # The microservice routes over every replica started here, unless told otherwise.
+        if [[ -z "${LLM_MODEL_SERVER_ENDPOINT:-}" ]]; then
+            export LLM_MODEL_SERVER_ENDPOINT="${ENDPOINTS}"
+        fi
+    fi
     # The demo's microservice talks to the model server the demo starts, unless told otherwise.
     if [[ "${DEMO}" == true && -z "${LLM_MODEL_SERVER_ENDPOINT:-}" ]]; then
         export LLM_MODEL_SERVER_ENDPOINT="http://127.0.0.1:${CONFIG[LLM_VLLM_PORT]}"
     fi
     check_service "${CHECK_PYTHON}" microservice
     [[ -f "${ENV_FILE}" ]] || die "missing configuration file ${ENV_FILE}"
+    if ((CONFIG[VLLM_REPLICAS] > 1 && CONFIG[LLM_USVC_PORT] >= CONFIG[LLM_VLLM_PORT]
+        && CONFIG[LLM_USVC_PORT] < CONFIG[LLM_VLLM_PORT] + CONFIG[VLLM_REPLICAS])); then
+        die "VLLM_REPLICAS=${CONFIG[VLLM_REPLICAS]} puts vLLM on ports ${CONFIG[LLM_VLLM_PORT]}-$((CONFIG[LLM_VLLM_PORT] + CONFIG[VLLM_REPLICAS] - 1)), LLM_USVC_PORT=${CONFIG[LLM_USVC_PORT]} among them: move one"
+    fi
 else
     info "no .venv/ and no host python3 with pydantic-settings: the containers validate the configuration at start"
     read_without_python
 fi
 
 if [[ "${NATIVE}" == true ]]; then
-    if [[ "${DEMO}" == true ]]; then
+    if [[ "${DEMO}" == true && "${DRY_RUN}" != true ]]; then
         "${PYTHON}" -m model_server.tiny_model "${DEMO_MODEL}" --if-missing \
             || die "could not build the tiny model in ${DEMO_MODEL}"
     fi

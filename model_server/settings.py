@@ -49,6 +49,17 @@ class ModelServerSettings(BaseSettings):
         description="TCP port vLLM listens on (`--port`); the microservice's "
         "`LLM_MODEL_SERVER_ENDPOINT` points at it.",
     )
+    vllm_replicas: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="vLLM replicas that `run_vllm.sh` starts on this host (native and Compose), "
+        "on consecutive ports from `LLM_VLLM_PORT`, each on its own share of the host: CPU, one "
+        "NUMA node each where there are several, else an even share of the cores, pinned with "
+        "`VLLM_CPU_OMP_THREADS_BIND` and the process's CPU affinity; HPU, its own group of the "
+        "`HABANA_VISIBLE_DEVICES` cards. The microservice routes over all of them. Read by "
+        "`run_vllm.sh` only: one `python -m model_server` (one container) is one replica.",
+    )
     hf_token: SecretStr | None = Field(
         None,
         description="Hugging Face access token for gated or private models; passed to vLLM as "

@@ -65,6 +65,11 @@ FIXED: dict[tuple[str, str], dict[str, tuple[str, str]]] = {
 
 HPU_ONLY = "HPU only: a Gaudi runtime setting that the CPU render ignores"
 CPU_ONLY = "CPU only: a vLLM CPU setting that the HPU render ignores"
+# Read by run_vllm.sh, not by a container: listed in .env, passed to no service.
+FOR_RUN_VLLM = {
+    "VLLM_REPLICAS": "run_vllm.sh starts one model-server service per replica (the generated "
+    "replicas.override.yaml); one container is one replica",
+}
 
 # Settings the compose file does not pass, on purpose: (stack, service) -> {NAME: reason}.
 NOT_PASSED: dict[tuple[str, str], dict[str, str]] = {
@@ -77,11 +82,13 @@ NOT_PASSED: dict[tuple[str, str], dict[str, str]] = {
         "IF_FP8_QUANTIZATION": "FP8 serving needs Gaudi: the settings refuse true with "
         "LLM_DEVICE=cpu",
         "QUANT_CONFIG": "read only for FP8 serving, which is HPU only",
+        **FOR_RUN_VLLM,
     },
     ("hpu", "llm-vllm-model-server"): {
         "VLLM_CPU_KVCACHE_SPACE": CPU_ONLY,
         "VLLM_CPU_OMP_THREADS_BIND": CPU_ONLY,
         "VLLM_CPU_PRELOAD": CPU_ONLY,
+        **FOR_RUN_VLLM,
     },
 }
 
@@ -119,7 +126,9 @@ TRUE_SPELLINGS = ("on", "YES", "1", "True", "ON", "yes")
 FALSE_SPELLINGS = ("off", "NO", "0", "False", "OFF", "no")
 
 
-def distinctive_value(name: str, field: FieldInfo, index: int) -> str:
+def distinctive_value(
+    name: str, field: FieldInfo, index: int, taken: frozenset[str] = frozenset()
+) -> str:
     """A valid value for ``field``, unlike its default, the compose defaults and other fields'."""
     if name in SPECIAL_VALUES:
         return SPECIAL_VALUES[name]
@@ -135,8 +144,11 @@ def distinctive_value(name: str, field: FieldInfo, index: int) -> str:
     if base in (int, float):
         low, high = bounds(field)
         value = low + 10 + index if base is int else low + 10.25 + index
-        if high is not None and value > high:
-            value = high
+        while str(int(value) if base is int else value) in taken:
+            value += 100
+        if high is not None and value > high:  # a narrow range: its highest value not taken
+            candidates = [high - step for step in range(int(high - low) + 1)]
+            value = next((c for c in candidates if str(int(c)) not in taken), high)
         return str(int(value) if base is int else value)
     if base is Path:
         return f"/test/{name.replace('_', '-')}"
@@ -158,7 +170,8 @@ def stack_values(services: Services) -> dict[str, str]:
     for settings in services.values():
         for name, field in settings.model_fields.items():
             if env_name(name) not in values:
-                values[env_name(name)] = distinctive_value(name, field, len(values))
+                taken = frozenset(values.values())
+                values[env_name(name)] = distinctive_value(name, field, len(values), taken)
     return values
 
 
@@ -217,7 +230,10 @@ def test_the_env_file_lists_every_variable_compose_passes(stack: str) -> None:
         left_out = NOT_PASSED.get((stack, service), {})
         names = {env_name(name) for name in settings.model_fields}
         assert names - set(fixed) - set(left_out) - listed == set(), f"{service}: add to .env"
-        assert listed & set(left_out) == set(), f"{service} does not receive these"
+        assert listed & (set(left_out) - set(FOR_RUN_VLLM)) == set(), (
+            f"{service} does not receive these"
+        )
+    assert set(FOR_RUN_VLLM) <= listed, "run_vllm.sh reads these from .env"
 
 
 def test_every_exception_names_a_setting_of_its_service() -> None:

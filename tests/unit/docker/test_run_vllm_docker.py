@@ -7,15 +7,19 @@ containers when there is neither (copies of the repository without .venv/ show t
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from harness.processes import REPO_ROOT
+from model_server import replicas
 from tests.markdown import printed_requests, readme_curls_on
+from tests.static import checks
 
 RUN_VLLM = REPO_ROOT / "run_vllm.sh"
 # Each call appends what it was asked and the environment it saw; `info` answers the probes.
@@ -287,3 +291,208 @@ def test_help(tmp_path: Path) -> None:
     assert "LLM_DEVICE" in result.stdout and "IF_FP8_QUANTIZATION" in result.stdout
     assert "--demo" in result.stdout and "pydantic-settings" in result.stdout
     assert log == ""
+
+
+# --- VLLM_REPLICAS>1: one Compose service per replica, in a generated override file ---
+
+OVERRIDE = "replicas.override.yaml"
+
+
+def render_with_override(
+    stack: Path, profiles: tuple[str, ...] = (), **exported: str
+) -> dict[str, Any]:
+    """`docker-compose config` of the stack's file plus the generated override, as the script
+    runs it: its env file, and ``exported`` (nothing else from this shell)."""
+    args = [checks.tool("docker-compose")]
+    for profile in profiles:
+        args += ["--profile", profile]
+    args += ["--env-file", ".env", "-f", "docker-compose.yaml", "-f", OVERRIDE]
+    env = checks.clean_env(**exported)
+    result = checks.run([*args, "config", "--format", "json"], cwd=stack, env=env)
+    assert result.returncode == 0, result.stderr
+    config: dict[str, Any] = json.loads(result.stdout)
+    return config
+
+
+def assert_static_checks_pass(stack: Path, config: dict[str, Any]) -> None:
+    """The checks the stack's own compose file passes (tests/static/test_docker_static.py)."""
+    override = stack / OVERRIDE
+    assert checks.healthy_dependencies_without_healthcheck(config) == []
+    assert checks.long_running_without_healthcheck(config) == []
+    schema = checks.compose_schema(override)
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+    lint = checks.yamllint(override)
+    assert lint.returncode == 0, lint.stdout
+    assert checks.undefined_variables(override.read_text(), checks.env_keys(stack / ".env")) == []
+
+
+def test_two_cpu_replicas_are_two_services_on_their_own_ports_and_cores(tmp_path: Path) -> None:
+    layout = replicas.read_cpu_layout()
+    if len(layout.cores) < 2:
+        pytest.skip("two replicas need two physical cores")
+    root = repo_copy(tmp_path, venv=True)
+    result, log = run(tmp_path, script=root / "run_vllm.sh", LLM_DEVICE="cpu", VLLM_REPLICAS="2")
+    assert result.returncode == 0, result.stderr
+    assert (
+        "args=compose --env-file=.env -f docker-compose.yaml -f replicas.override.yaml "
+        "up --build -d --remove-orphans"
+    ) in log
+    endpoints = "http://127.0.0.1:8008,http://127.0.0.1:8009"
+    assert f"LLM_MODEL_SERVER_ENDPOINT={endpoints}" in log.splitlines()
+
+    stack = root / "docker" / "cpu"
+    config = render_with_override(stack)
+    services = config["services"]
+    first, second = services["llm-vllm-model-server"], services["llm-vllm-model-server-1"]
+    plan = replicas.plan_cpu(2, 8008, layout).replicas
+    for service, replica in zip((first, second), plan, strict=True):
+        assert service["environment"]["LLM_VLLM_PORT"] == replica.env["LLM_VLLM_PORT"]
+        bind = service["environment"]["VLLM_CPU_OMP_THREADS_BIND"]
+        assert bind == replica.env["VLLM_CPU_OMP_THREADS_BIND"]
+        assert service["cpuset"] == replica.cpus
+    # Replica 1 is the base service but for its port and cores.
+    for key in ("image", "build", "volumes", "healthcheck", "network_mode", "restart", "init"):
+        assert second[key] == first[key], key
+    assert second["depends_on"] == first["depends_on"]  # data-init first
+    same = {k: v for k, v in first["environment"].items() if k not in second["environment"]}
+    assert same == {}
+    usvc = services["llm-usvc"]
+    assert usvc["environment"]["LLM_MODEL_SERVER_ENDPOINT"] == endpoints
+    for name in ("llm-vllm-model-server", "llm-vllm-model-server-1"):
+        assert usvc["depends_on"][name]["condition"] == "service_healthy"
+        assert usvc["depends_on"][name]["restart"] is True
+    assert_static_checks_pass(stack, config)
+    assert "VLLM_REPLICAS" not in first["environment"]  # one container is one replica
+
+
+def test_hpu_replicas_get_their_card_groups_and_wait_for_fp8_calibration(tmp_path: Path) -> None:
+    root = repo_copy(tmp_path, venv=True)
+    exported = {
+        "LLM_DEVICE": "hpu",
+        "VLLM_REPLICAS": "2",
+        "HABANA_VISIBLE_DEVICES": "0,1,2,3",
+        "VLLM_TP_SIZE": "2",
+        "IF_FP8_QUANTIZATION": "true",
+    }
+    result, log = run(tmp_path, script=root / "run_vllm.sh", **exported)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "args=compose --profile fp8 --env-file=.env -f docker-compose.yaml "
+        "-f replicas.override.yaml up --build -d --remove-orphans"
+    ) in log
+    stack = root / "docker" / "hpu"
+    text = (stack / OVERRIDE).read_text()
+    assert "HABANA_VISIBLE_MODULES" not in text  # in Compose the Habana runtime mounts the cards
+    assert "cpuset" not in text
+    config = checks.compose_config(stack / "docker-compose.yaml", stack / ".env")  # base intact
+    assert config.returncode == 0, config.stderr
+    rendered = render_with_override(stack, ("fp8",), **exported)
+    services = rendered["services"]
+    for name, cards, port in (
+        ("llm-vllm-model-server", "0,1", "8008"),
+        ("llm-vllm-model-server-1", "2,3", "8009"),
+    ):
+        server = services[name]
+        assert server["environment"]["HABANA_VISIBLE_DEVICES"] == cards
+        assert server["environment"]["LLM_VLLM_PORT"] == port
+        assert server["environment"]["VLLM_TP_SIZE"] == "2"
+        assert server["runtime"] == "habana"
+        assert server["depends_on"]["fp8-quant"]["condition"] == "service_completed_successfully"
+    assert_static_checks_pass(stack, rendered)
+
+
+def test_an_exported_endpoint_is_kept(tmp_path: Path) -> None:
+    root = repo_copy(tmp_path, venv=True)
+    result, log = run(
+        tmp_path,
+        script=root / "run_vllm.sh",
+        LLM_DEVICE="hpu",
+        VLLM_REPLICAS="2",
+        HABANA_VISIBLE_DEVICES="0,1",
+        LLM_MODEL_SERVER_ENDPOINT="http://lb.test:8000",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "LLM_MODEL_SERVER_ENDPOINT=http://lb.test:8000" in log.splitlines()
+    assert "LLM_MODEL_SERVER_ENDPOINT" not in (root / "docker" / "hpu" / OVERRIDE).read_text()
+
+
+def test_back_to_one_replica_removes_the_override_and_its_replicas(tmp_path: Path) -> None:
+    root = repo_copy(tmp_path, venv=True)
+    hpu = {"LLM_DEVICE": "hpu", "HABANA_VISIBLE_DEVICES": "0,1"}
+    result, _ = run(tmp_path, script=root / "run_vllm.sh", VLLM_REPLICAS="2", **hpu)
+    assert result.returncode == 0, result.stderr
+    assert (root / "docker" / "hpu" / OVERRIDE).is_file()
+    (tmp_path / "docker.log").unlink()
+    result, log = run(tmp_path, script=root / "run_vllm.sh", **hpu)
+    assert result.returncode == 0, result.stderr
+    assert not (root / "docker" / "hpu" / OVERRIDE).exists()
+    assert (
+        "args=compose --env-file=.env -f docker-compose.yaml up --build -d --remove-orphans" in log
+    )
+    # ...and the next start with one replica is today's command again.
+    (tmp_path / "docker.log").unlink()
+    result, log = run(tmp_path, script=root / "run_vllm.sh", **hpu)
+    assert "args=compose --env-file=.env -f docker-compose.yaml up --build -d\n" in log
+
+
+def test_demo_with_two_replicas_builds_once_and_waits_for_both(tmp_path: Path) -> None:
+    if len(replicas.read_cpu_layout().cores) < 2:
+        pytest.skip("two replicas need two physical cores")
+    root = repo_copy(tmp_path, venv=True)
+    result, log = run(tmp_path, "--demo", script=root / "run_vllm.sh", VLLM_REPLICAS="2")
+    assert result.returncode == 0, result.stderr
+    build, up = (call.splitlines() for call in log.split("---\n")[:-1])
+    files = "--env-file=.env -f docker-compose.yaml -f replicas.override.yaml"
+    assert any(line.startswith(f"args=compose {files} run --rm --build ") for line in build)
+    assert f"args=compose {files} up --build -d --remove-orphans --wait" in up
+    assert "LLM_MODEL_SERVER_ENDPOINT=http://127.0.0.1:8008,http://127.0.0.1:8009" in up
+    assert printed_requests(result.stdout) == readme_curls_on(9000)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"VLLM_REPLICAS": "3", "HABANA_VISIBLE_DEVICES": "0,1", "LLM_DEVICE": "hpu"},
+            "model_server: VLLM_REPLICAS=3 needs 3 Gaudi cards (VLLM_TP_SIZE=1 x VLLM_PP_SIZE=1 "
+            "per replica); "
+            "HABANA_VISIBLE_DEVICES gives 2 (0,1)",
+        ),
+        (
+            {"VLLM_REPLICAS": "2", "LLM_USVC_PORT": "8009", "LLM_DEVICE": "hpu",
+             "HABANA_VISIBLE_DEVICES": "0,1"},
+            "run_vllm.sh: error: VLLM_REPLICAS=2 puts vLLM on ports 8008-8009, LLM_USVC_PORT=8009 "
+            "among them: move one",
+        ),
+        (
+            {"VLLM_REPLICAS": "0", "LLM_DEVICE": "cpu"},
+            "model_server: invalid configuration: VLLM_REPLICAS='0': Input should be greater "
+            "than or equal to 1",
+        ),
+    ],
+)  # fmt: skip
+def test_replicas_that_do_not_fit_stop_it_with_one_line(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    root = repo_copy(tmp_path, venv=True)  # a plan that fits writes its override file there
+    result, log = run(tmp_path, script=root / "run_vllm.sh", **env)
+    assert result.returncode != 0
+    assert log == ""
+    assert result.stderr.strip().splitlines() == [message]
+
+
+def test_replicas_without_any_python_is_one_line(tmp_path: Path) -> None:
+    root = repo_copy(tmp_path, venv=False)
+    script = root / "run_vllm.sh"
+    result, log = run(
+        tmp_path, script=script, python3="broken", LLM_DEVICE="cpu", VLLM_REPLICAS="2"
+    )
+    assert result.returncode == 1 and log == ""
+    assert result.stderr.splitlines()[-1] == (
+        "run_vllm.sh: error: VLLM_REPLICAS=2 needs .venv/ or a host python3 with pydantic-settings "
+        "(python -m model_server.replicas plans the replicas)"
+    )
+    result, log = run(
+        tmp_path, script=script, python3="broken", LLM_DEVICE="cpu", VLLM_REPLICAS="1"
+    )
+    assert result.returncode == 0, result.stderr

@@ -1,0 +1,457 @@
+"""``VLLM_REPLICAS`` on one host: the port, cores or Gaudi cards of each vLLM replica.
+
+run_vllm.sh asks this module, then starts one ``python -m model_server`` (natively) or one
+Compose service per replica, with the environment planned here, and points the microservice at
+all of them. The planning is pure (``plan_cpu``, ``plan_hpu``: a host layout and N in, one
+``Replica`` per replica out) and unit-tested table-driven; reading the host (``read_cpu_layout``,
+``visible_cards``, ``module_ids``) and the command line are kept apart.
+
+CPU: the usable physical cores (the process's affinity, one logical CPU per core) are cut into
+one group per vLLM rank (``VLLM_TP_SIZE`` x ``VLLM_PP_SIZE`` ranks per replica): whole NUMA nodes
+per group where the node count allows it, else each node into equal contiguous parts, else all
+cores into equal contiguous parts. Each rank's OpenMP threads are bound to its group
+(``VLLM_CPU_OMP_THREADS_BIND``, ``|`` between ranks) less its last core, which vLLM's API server
+and scheduler keep, as vLLM's own ``auto`` binding does; the replica's process is confined to its
+cores and their SMT siblings (``taskset`` natively, ``cpuset`` in Compose), so that vLLM also
+places its weights and KV cache on the replica's NUMA node.
+
+HPU: the cards of ``HABANA_VISIBLE_DEVICES`` are cut into consecutive groups of
+``VLLM_TP_SIZE`` x ``VLLM_PP_SIZE`` cards (unset: an equal share, served with that TP size). In
+Compose the Habana container runtime mounts each replica's ``HABANA_VISIBLE_DEVICES``; natively
+the Gaudi software reads ``HABANA_VISIBLE_MODULES`` (module ids, as ``hl-smi`` maps them).
+
+One replica is the configuration as it is: nothing is planned or overridden.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from common.config_errors import ConfigError
+from common.config_loading import load
+from model_server.settings import ModelServerSettings
+
+SERVICE = "llm-vllm-model-server"
+USVC_SERVICE = "llm-usvc"
+OVERRIDE_FILE = "replicas.override.yaml"
+_CPU_LIST = re.compile(r"^\s*\d+(-\d+)?(\s*,\s*\d+(-\d+)?)*\s*$")
+
+
+class ReplicaPlanError(ValueError):
+    """Replicas that cannot be placed on this host; the message is one line for the operator."""
+
+
+@dataclass(frozen=True)
+class CpuLayout:
+    """The cores vLLM may use, as read from the host.
+
+    ``nodes``: per NUMA node (in node order, empty nodes left out), its usable physical cores,
+    each named by its first usable logical CPU. ``threads``: each such core's usable logical
+    CPUs (the core itself and its SMT siblings); a core missing here has only itself.
+    """
+
+    nodes: tuple[tuple[int, ...], ...]
+    threads: Mapping[int, tuple[int, ...]] = field(default_factory=dict)
+
+    def logical(self, core: int) -> tuple[int, ...]:
+        return self.threads.get(core, (core,))
+
+    @property
+    def cores(self) -> list[int]:
+        return [core for node in self.nodes for core in node]
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One vLLM replica: where it answers, the variables it sets over the shared configuration,
+    and (CPU) the logical CPUs its process is confined to."""
+
+    url: str
+    env: dict[str, str]
+    cpus: str | None = None
+
+    def line(self) -> str:
+        """``URL CPUS NAME=value ...`` (CPUS ``-`` for none): what run_vllm.sh reads."""
+        assignments = " ".join(f"{name}={value}" for name, value in self.env.items())
+        return f"{self.url} {self.cpus or '-'} {assignments}".rstrip()
+
+
+@dataclass(frozen=True)
+class Plan:
+    replicas: list[Replica]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def endpoints(self) -> str:
+        """The microservice's ``LLM_MODEL_SERVER_ENDPOINT``: every replica, comma-separated."""
+        return ",".join(replica.url for replica in self.replicas)
+
+
+# --- CPU lists -------------------------------------------------------------------------------
+
+
+def parse_cpu_list(text: str) -> list[int]:
+    """``"0-3,8"`` -> ``[0, 1, 2, 3, 8]`` (the kernel's cpulist format, as vLLM reads it)."""
+    if not _CPU_LIST.match(text):
+        raise ValueError(f"not a CPU list: {text!r}")
+    cpus: set[int] = set()
+    for part in text.replace(" ", "").split(","):
+        first, _, last = part.partition("-")
+        cpus.update(range(int(first), int(last or first) + 1))
+    return sorted(cpus)
+
+
+def format_cpu_list(cpus: Iterable[int]) -> str:
+    """``[0, 1, 2, 3, 8]`` -> ``"0-3,8"``."""
+    ranges: list[list[int]] = []
+    for cpu in sorted(set(cpus)):
+        if ranges and cpu == ranges[-1][1] + 1:
+            ranges[-1][1] = cpu
+        else:
+            ranges.append([cpu, cpu])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges)
+
+
+# --- pure planning -----------------------------------------------------------------------------
+
+
+def endpoint_host(bind_host: str) -> str:
+    """Where this host reaches a server bound to ``bind_host`` (any address: loopback)."""
+    if bind_host in ("", "0.0.0.0", "::", "[::]"):
+        return "127.0.0.1"
+    if ":" in bind_host and not bind_host.startswith("["):
+        return f"[{bind_host}]"
+    return bind_host
+
+
+def ports(replicas: int, first_port: int) -> list[int]:
+    last = first_port + replicas - 1
+    if last > 65535:
+        raise ReplicaPlanError(
+            f"VLLM_REPLICAS={replicas} from LLM_VLLM_PORT={first_port} needs ports up to {last}; "
+            "the highest is 65535"
+        )
+    return list(range(first_port, last + 1))
+
+
+def _even_parts(items: Sequence[int], parts: int) -> list[list[int]]:
+    """``items`` cut into ``parts`` contiguous runs whose sizes differ by one at most."""
+    size, extra = divmod(len(items), parts)
+    runs, start = [], 0
+    for index in range(parts):
+        end = start + size + (1 if index < extra else 0)
+        runs.append(list(items[start:end]))
+        start = end
+    return runs
+
+
+def split_cores(nodes: Sequence[Sequence[int]], groups: int) -> list[list[int]]:
+    """Cut the cores of ``nodes`` into ``groups`` groups.
+
+    Several nodes and ``groups`` a multiple of their count: each node into equal parts. A
+    divisor of their count: whole nodes per group. Otherwise (or one node): all cores, in node
+    order, into equal contiguous parts.
+    """
+    full = [list(node) for node in nodes if node]
+    count = len(full)
+    if count > 1 and groups % count == 0 and all(len(n) >= groups // count for n in full):
+        return [part for node in full for part in _even_parts(node, groups // count)]
+    if count > 1 and count % groups == 0:
+        per = count // groups
+        return [[c for n in full[i * per : (i + 1) * per] for c in n] for i in range(groups)]
+    return _even_parts([core for node in full for core in node], groups)
+
+
+def plan_cpu(
+    replicas: int,
+    first_port: int,
+    layout: CpuLayout,
+    *,
+    ranks: int = 1,
+    host: str = "127.0.0.1",
+) -> Plan:
+    """One replica per share of ``layout``'s cores; ``ranks`` = TP x PP ranks per replica."""
+    replica_ports = ports(replicas, first_port)
+    if replicas == 1:
+        return Plan([Replica(f"http://{host}:{first_port}", {})])
+    cores = layout.cores
+    groups = replicas * ranks
+    if groups > len(cores):
+        per = f" x {ranks} ranks (VLLM_TP_SIZE x VLLM_PP_SIZE)" if ranks > 1 else ""
+        raise ReplicaPlanError(
+            f"VLLM_REPLICAS={replicas}{per} needs {groups} physical cores, one per "
+            f"{'rank' if ranks > 1 else 'replica'} at least; vLLM may use {len(cores)} here "
+            f"({format_cpu_list(cores) or 'none'}); lower VLLM_REPLICAS"
+        )
+    parts = split_cores(layout.nodes, groups)
+    node_of = {core: index for index, node in enumerate(layout.nodes) for core in node}
+    notes = []
+    if any(len({node_of[core] for core in part}) > 1 for part in parts):
+        notes.append(
+            f"VLLM_REPLICAS={replicas} x {ranks} rank(s) on {len(layout.nodes)} NUMA nodes: "
+            "some ranks span several nodes, and vLLM keeps a rank's memory on one node; "
+            f"a multiple of {len(layout.nodes)} ranks in all gives each rank its own node"
+        )
+    if any(len(part) == 1 for part in parts):
+        notes.append(
+            "some replicas get a single core: vLLM's API server and scheduler then share it with "
+            "the model's threads, which costs throughput; fewer replicas with more cores each "
+            "usually serve more"
+        )
+    plan = []
+    for index, port in enumerate(replica_ports):
+        rank_parts = parts[index * ranks : (index + 1) * ranks]
+        bind = "|".join(
+            format_cpu_list(part[:-1] if len(part) > 1 else part) for part in rank_parts
+        )
+        logical = [cpu for part in rank_parts for core in part for cpu in layout.logical(core)]
+        env = {"LLM_VLLM_PORT": str(port), "VLLM_CPU_OMP_THREADS_BIND": bind}
+        plan.append(Replica(f"http://{host}:{port}", env, format_cpu_list(logical)))
+    return Plan(plan, notes)
+
+
+def plan_hpu(
+    replicas: int,
+    first_port: int,
+    cards: Sequence[int],
+    *,
+    tp_size: int | None = None,
+    pp_size: int | None = None,
+    modules: Mapping[int, int] | None = None,
+    host: str = "127.0.0.1",
+) -> Plan:
+    """One replica per group of ``cards``: ``tp_size`` x ``pp_size`` cards each, or (TP unset)
+    an equal share served with that TP size. ``modules``: card index -> module id, given for
+    native processes, which select their cards by ``HABANA_VISIBLE_MODULES``."""
+    replica_ports = ports(replicas, first_port)
+    if replicas == 1:
+        return Plan([Replica(f"http://{host}:{first_port}", {})])
+    stages = pp_size or 1
+    listed = ",".join(map(str, cards)) or "none"
+    if tp_size is not None:
+        size, set_tp = tp_size * stages, None
+    else:
+        size = (len(cards) // replicas) // stages * stages
+        set_tp = size // stages if size > stages else None
+    if size == 0 or replicas * size > len(cards):
+        each = f"VLLM_TP_SIZE={tp_size} x VLLM_PP_SIZE={stages}" if tp_size else "one at least"
+        raise ReplicaPlanError(
+            f"VLLM_REPLICAS={replicas} needs {replicas * (size or stages)} Gaudi cards ({each} "
+            f"per replica); HABANA_VISIBLE_DEVICES gives {len(cards)} ({listed})"
+        )
+    notes = []
+    unused = list(cards[replicas * size :])
+    if unused:
+        notes.append(f"Gaudi cards {','.join(map(str, unused))} are left unused")
+    plan = []
+    for index, port in enumerate(replica_ports):
+        group = list(cards[index * size : (index + 1) * size])
+        env = {"LLM_VLLM_PORT": str(port), "HABANA_VISIBLE_DEVICES": ",".join(map(str, group))}
+        if set_tp is not None:
+            env["VLLM_TP_SIZE"] = str(set_tp)
+        if modules is not None:
+            env["HABANA_VISIBLE_MODULES"] = ",".join(str(modules.get(c, c)) for c in group)
+        plan.append(Replica(f"http://{host}:{port}", env))
+    return Plan(plan, notes)
+
+
+def compose_override(
+    plan: Plan, endpoints: str | None, base_file: str = "docker-compose.yaml"
+) -> str:
+    """The Compose file that adds replicas 1..N-1 to a stack's ``llm-vllm-model-server``
+    (each ``extends`` it with its own port and cores or cards), gives replica 0 its share, and
+    makes the microservice wait for every replica and route over ``endpoints`` (``None``: the
+    operator's own ``LLM_MODEL_SERVER_ENDPOINT`` stays)."""
+    count = len(plan.replicas)
+    lines = [
+        f"# Generated by run_vllm.sh (python -m model_server.replicas) for VLLM_REPLICAS={count};",
+        "# rewritten on every start, do not edit. Use it with the stack's own file:",
+        f"#   docker compose --env-file=.env -f {base_file} -f {OVERRIDE_FILE} up -d",
+        f"#   docker compose --env-file=.env -f {base_file} -f {OVERRIDE_FILE} down",
+        "services:",
+    ]
+    for index, replica in enumerate(plan.replicas):
+        lines.append(f"  {SERVICE}{f'-{index}' if index else ''}:")
+        if index:
+            lines += ["    extends:", f"      file: {base_file}", f"      service: {SERVICE}"]
+        if replica.cpus:
+            lines.append(f"    cpuset: {json.dumps(replica.cpus)}")
+        lines.append("    environment:")
+        lines += [f"      {name}: {json.dumps(value)}" for name, value in replica.env.items()]
+    lines += [f"  {USVC_SERVICE}:", "    depends_on:"]
+    for index in range(1, count):
+        lines += [
+            f"      {SERVICE}-{index}:",
+            "        condition: service_healthy",
+            "        restart: true",
+        ]
+    if endpoints is not None:
+        lines += ["    environment:", f"      LLM_MODEL_SERVER_ENDPOINT: {json.dumps(endpoints)}"]
+    return "\n".join(lines) + "\n"
+
+
+# --- reading the host ----------------------------------------------------------------------------
+
+
+def _read_list(path: Path) -> list[int] | None:
+    try:
+        return parse_cpu_list(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def read_cpu_layout(
+    sys_root: Path = Path("/sys"), usable: Iterable[int] | None = None
+) -> CpuLayout:
+    """The NUMA nodes and physical cores of the CPUs this process may use (its affinity, which
+    ``taskset`` or a container's cpuset narrows), from sysfs; without sysfs, one node."""
+    allowed = set(os.sched_getaffinity(0) if usable is None else usable)
+    node_root = sys_root / "devices" / "system" / "node"
+    numbered = (p for p in node_root.glob("node*") if p.name[4:].isdigit())
+    node_lists = []
+    for path in sorted(numbered, key=lambda p: int(p.name[4:])):
+        cpus = [cpu for cpu in _read_list(path / "cpulist") or [] if cpu in allowed]
+        if cpus:
+            node_lists.append(cpus)
+    rest = sorted(allowed - {cpu for node in node_lists for cpu in node})
+    if rest:
+        node_lists.append(rest)
+    threads: dict[int, tuple[int, ...]] = {}
+    nodes = []
+    for cpus in node_lists:
+        cores = []
+        for cpu in cpus:
+            topology = sys_root / "devices" / "system" / "cpu" / f"cpu{cpu}" / "topology"
+            siblings = [
+                s for s in _read_list(topology / "thread_siblings_list") or [] if s in allowed
+            ]
+            siblings = sorted(set(siblings) | {cpu})
+            if siblings[0] == cpu:
+                cores.append(cpu)
+                threads[cpu] = tuple(siblings)
+        nodes.append(tuple(cores))
+    return CpuLayout(tuple(nodes), threads)
+
+
+def visible_cards(setting: str, dev_root: Path = Path("/dev")) -> list[int]:
+    """The card indices of ``HABANA_VISIBLE_DEVICES``: a list such as ``0,1,2,3``, or ``all``:
+    every ``/dev/accel/accelN`` of this host."""
+    if setting.strip().lower() != "all":
+        try:
+            return parse_cpu_list(setting)
+        except ValueError:
+            raise ReplicaPlanError(
+                f"HABANA_VISIBLE_DEVICES={setting!r}: VLLM_REPLICAS>1 splits a list of card "
+                "indices such as 0,1,2,3"
+            ) from None
+    found = sorted(
+        int(path.name[5:])
+        for path in (dev_root / "accel").glob("accel*")
+        if path.name[5:].isdigit()
+    )
+    if not found:
+        raise ReplicaPlanError(
+            "HABANA_VISIBLE_DEVICES=all and no Gaudi card under /dev/accel: list the cards to "
+            "split between the replicas, such as HABANA_VISIBLE_DEVICES=0,1,2,3"
+        )
+    return found
+
+
+def module_ids() -> tuple[dict[int, int], str | None]:
+    """Card index -> module id, from ``hl-smi``; when it cannot tell: none, and a note."""
+    hl_smi = shutil.which("hl-smi")
+    if hl_smi is not None:
+        try:
+            out = subprocess.run(
+                [hl_smi, "-Q", "index,module_id", "-f", "csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+            ).stdout
+            pairs = (line.split(",") for line in out.splitlines() if line.strip())
+            return {int(index): int(module) for index, module in pairs}, None
+        except (OSError, subprocess.SubprocessError, ValueError):
+            pass
+    return {}, "hl-smi cannot map card indices to module ids: HABANA_VISIBLE_MODULES = indices"
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+
+def plan_for(settings: ModelServerSettings, *, native: bool) -> Plan:
+    """The plan for this host and configuration (reads sysfs, /dev/accel, hl-smi)."""
+    replicas, port = settings.vllm_replicas, settings.llm_vllm_port
+    host = endpoint_host(settings.llm_vllm_host)
+    if replicas == 1:
+        return Plan([Replica(f"http://{host}:{port}", {})])
+    if settings.llm_device == "cpu":
+        if settings.vllm_cpu_omp_threads_bind != "auto":
+            raise ReplicaPlanError(
+                f"VLLM_REPLICAS={replicas} binds each replica to its own cores: leave "
+                f"VLLM_CPU_OMP_THREADS_BIND=auto, not {settings.vllm_cpu_omp_threads_bind!r} "
+                "(to keep vLLM off some cores, start run_vllm.sh under taskset -c LIST)"
+            )
+        ranks = (settings.vllm_tp_size or 1) * (settings.vllm_pp_size or 1)
+        return plan_cpu(replicas, port, read_cpu_layout(), ranks=ranks, host=host)
+    cards = visible_cards(settings.habana_visible_devices)
+    modules, note = module_ids() if native else (None, None)
+    plan = plan_hpu(
+        replicas,
+        port,
+        cards,
+        tp_size=settings.vllm_tp_size,
+        pp_size=settings.vllm_pp_size,
+        modules=modules,
+        host=host,
+    )
+    return Plan(plan.replicas, plan.notes + ([note] if note else []))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m model_server.replicas",
+        description="Plan VLLM_REPLICAS vLLM replicas on this host: print one line per replica, "
+        "'URL CPUS NAME=value ...' (CPUS: the logical CPUs to confine it to, '-' for none; "
+        "NAME=value: what it sets over the configuration). Exit 2 with one line when they do "
+        "not fit.",
+    )
+    parser.add_argument("--env-file", type=Path, help="env file; exported variables win over it")
+    parser.add_argument(
+        "--compose-override",
+        type=Path,
+        metavar="FILE",
+        help="also write the Compose override file that runs the replicas (VLLM_REPLICAS>1)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        settings = load(ModelServerSettings, args.env_file)
+        plan = plan_for(settings, native=args.compose_override is None)
+    except (ConfigError, ReplicaPlanError) as error:
+        print(f"model_server: {error}", file=sys.stderr)
+        return 2
+    for note in plan.notes:
+        print(f"model_server: note: {note}", file=sys.stderr)
+    if args.compose_override is not None and len(plan.replicas) > 1:
+        exported = any(
+            name.upper() == "LLM_MODEL_SERVER_ENDPOINT" and value
+            for name, value in os.environ.items()
+        )
+        text = compose_override(plan, None if exported else plan.endpoints)
+        args.compose_override.write_text(text)
+    for replica in plan.replicas:
+        print(replica.line())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
