@@ -29,7 +29,7 @@ e2e: venv
 	$(PY) -m pytest tests/e2e
 
 # Real vLLM CPU, the microservice per connector and the reference passthrough, measured
-# side by side (about 10 minutes); writes bench/results/results.md, results.json, chart.png.
+# side by side (about 13 minutes); writes bench/results/results.md, results.json, chart.png.
 bench: venv
 	$(PY) -m pip install --quiet --progress-bar off -e '.[bench]'
 	$(PY) -m bench $(BENCH_ARGS)
