@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,10 +19,24 @@ import httpx
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+# Ports handed to servers come from below Linux's ephemeral range (32768-60999): a port the
+# kernel picked (bind to 0) can be taken, before our server binds it, by an outgoing
+# connection or by another server's own random port (vLLM opens several), which once made a
+# Compose service fail with "address already in use".
+SERVER_PORTS = (20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port no one listens on, on any address, outside the ephemeral range."""
+    for _ in range(1000):
+        port = random.randint(*SERVER_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {SERVER_PORTS}")
 
 
 @dataclass
