@@ -1,8 +1,9 @@
-"""``create_app(settings)``: the FastAPI app, its one pooled client and its connector.
+"""``create_app(settings)``: the FastAPI app, its one pooled client, its connector, the served
+models with their replica pools, and the API-key guard.
 
-Nothing happens at import time; the lifespan builds the client and connector once and closes
-them on shutdown. The model servers are not required at start: the service answers while vLLM
-loads, and the replica probes run in the background.
+Nothing happens at import time; the lifespan builds them once and closes them on shutdown.
+The model servers are not required at start: the service answers while vLLM loads, and the
+replica probes run in the background.
 """
 
 from __future__ import annotations
@@ -14,16 +15,14 @@ import httpx
 from fastapi import FastAPI
 
 from microservice import connectors, errors
-from microservice.health import HealthChecker
+from microservice.auth.guard import build_guard
 from microservice.logs import get_logger
 from microservice.metrics import Metrics
 from microservice.middleware import RequestContext
-from microservice.model_info import ModelInfo
 from microservice.model_server_client import make_client
 from microservice.routes import router
-from microservice.routing.discovery import Discovery, Resolver, system_resolver
-from microservice.routing.dispatch import Dispatcher
-from microservice.routing.pool import ReplicaPool
+from microservice.routing.discovery import Resolver, system_resolver
+from microservice.served import ServedModels
 from microservice.settings import MicroserviceSettings
 from microservice.state import ServiceState
 
@@ -40,29 +39,31 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with make_client(settings, model_server_transport) as client:
-            info = ModelInfo(settings.llm_model_name)
-            discovery = Discovery(settings.model_server_endpoints, resolver)
-            pool = ReplicaPool(settings, client, discovery, info, metrics.routing)
             connector = connectors.build(settings, client)
-            dispatcher = Dispatcher(pool, connector, settings.llm_retries, metrics.routing)
-            health = HealthChecker(pool, info, settings.llm_health_cache_s)
-            app.state.service = ServiceState(settings, dispatcher, pool, health, info, metrics)
-            await pool.start()
+            models = ServedModels(
+                settings.catalog, settings, client, connector, resolver, metrics.routing
+            )
+            guard = build_guard(settings, metrics)
+            app.state.service = ServiceState(settings, models, guard, metrics)
+            await models.start()
+            await guard.start()
             get_logger().info(
                 "microservice ready",
                 extra={
                     "fields": {
                         "connector": settings.llm_connector,
-                        "model": settings.llm_model_name,
-                        "replicas": [r.url for r in pool.replicas],
+                        "models": {m.name: [r.url for r in m.pool.replicas] for m in models.all},
+                        "default_model": models.default.name,
                         "routing": settings.llm_routing,
+                        "api_keys": guard.enabled,
                     }
                 },
             )
             try:
                 yield
             finally:
-                await pool.stop()
+                await models.stop()
+                await guard.aclose()
                 await connector.aclose()
 
     app = FastAPI(

@@ -26,7 +26,9 @@ class ServiceError(Exception):
 
     status = 500
     kind = "internal_error"
+    code: str | None = None  # OpenAI's error code where it has one; else the status
     retry_after: int | None = None  # seconds, sent as Retry-After when set
+    headers: tuple[tuple[str, str], ...] = ()  # more headers of the answer
 
     def __init__(self, message: str, param: str | None = None) -> None:
         super().__init__(message)
@@ -45,6 +47,49 @@ class BodyNotJson(RequestInvalid):
 
 class BodyTooLarge(RequestInvalid):
     status = 413
+
+
+class InvalidApiKey(ServiceError):
+    """No key, or not a key of the keys file (the message never repeats what was sent)."""
+
+    status = 401
+    kind = "invalid_request_error"
+    code = "invalid_api_key"
+    headers = (("WWW-Authenticate", "Bearer"),)
+
+
+class ModelNotAllowed(ServiceError):
+    status = 403
+    kind = "permission_error"
+    code = "model_not_allowed"
+
+
+class ModelNotFound(ServiceError):
+    status = 404
+    kind = "invalid_request_error"
+    code = "model_not_found"
+
+
+class WrongModelKind(RequestInvalid):
+    """A chat request for an embedding model, or the other way round."""
+
+    status = 400
+    code = "model_not_supported"
+
+
+class KeyRateLimited(ServiceError):
+    """The key's requests or tokens per minute are used up; other keys are not affected."""
+
+    status = 429
+    kind = "rate_limit_error"
+    code = "rate_limit_exceeded"
+
+    def __init__(
+        self, message: str, retry_after: int, headers: tuple[tuple[str, str], ...]
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers = headers
 
 
 class ModelServerError(ServiceError):
@@ -109,13 +154,15 @@ def error_body(error: ServiceError) -> dict[str, Any]:
             "message": error.message,
             "type": error.kind,
             "param": error.param,
-            "code": error.status,
+            "code": error.code if error.code is not None else error.status,
         }
     }
 
 
 def error_response(error: ServiceError) -> Response:
-    headers = None if error.retry_after is None else {"Retry-After": str(error.retry_after)}
+    headers = dict(error.headers)
+    if error.retry_after is not None:
+        headers["Retry-After"] = str(error.retry_after)
     return Response(
         orjson.dumps(error_body(error)),
         status_code=error.status,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from microservice.auth.metrics import KeyMetrics
 from microservice.routing.metrics import RoutingMetrics
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -12,7 +13,15 @@ TTFT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 # Known routes; anything else is "other", so scanners cannot blow up label cardinality.
 ROUTES = frozenset(
-    {"/v1/chat/completions", "/v1/health_check", "/v1/models", "/metrics", "/health"}
+    {
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/embeddings",
+        "/v1/health_check",
+        "/v1/models",
+        "/metrics",
+        "/health",
+    }
 )
 
 
@@ -52,6 +61,7 @@ class Metrics:
             registry=self.registry,
         )
         self.routing = RoutingMetrics(self.registry)
+        self.keys = KeyMetrics(self.registry)
 
     @staticmethod
     def route_label(path: str) -> str:

@@ -1,6 +1,7 @@
 """Per-request bookkeeping as plain ASGI (no BaseHTTPMiddleware, which buffers streams).
 
-Accepts or makes the X-Request-Id, returns it, keeps it in the log context; counts requests by
+Accepts or makes the X-Request-Id, returns it, keeps it in the log context; adds the headers a
+route left in ``request.state.response_headers`` (an API key's rate limits); counts requests by
 route and status, times them to the last body byte, tracks requests in flight; one access log
 line per request (never per chunk).
 """
@@ -39,7 +40,8 @@ class RequestContext:
             await self.app(scope, receive, send)
             return
         request_id = request_id_from(scope)
-        scope.setdefault("state", {})["request_id"] = request_id
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         token = request_id_var.set(request_id)
         route = self.metrics.route_label(scope["path"])
         start = time.perf_counter()
@@ -51,6 +53,9 @@ class RequestContext:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []), header]
+                # set by the route once the API key was admitted: its rate-limit headers
+                for name, value in state.get("response_headers", ()):
+                    message["headers"].append((name.encode("latin-1"), value.encode("latin-1")))
             await send(message)
 
         self.metrics.in_flight.inc()

@@ -15,9 +15,11 @@ import orjson
 from fastapi import Request
 from fastapi.responses import Response
 
-from microservice.chat import Completion, RequestIds
+from microservice.auth.guard import Caller
+from microservice.calls import Completion, RequestIds
 from microservice.errors import ModelServerFailed
 from microservice.schemas import OpeaRequest
+from microservice.served import ServedModel
 from microservice.state import ServiceState
 from microservice.streaming import sse_writes, start_stream, unless_disconnected
 
@@ -25,27 +27,30 @@ from microservice.streaming import sse_writes, start_stream, unless_disconnected
 async def answer(
     state: ServiceState,
     request: Request,
+    served: ServedModel,
+    caller: Caller,
     opea: OpeaRequest,
     ids: RequestIds,
     max_model_len: int | None,
 ) -> Response:
     settings, metrics = state.settings, state.metrics
+    on_usage = state.usage_hook(caller)
     # The OPEA component answers with one JSON body when streaming is off or an output guard
     # must see the whole text first; its "streaming" field echoes the request either way.
     stream = opea.streaming and not (
         settings.llm_disable_streaming or settings.llm_output_guard_exists
     )
-    call = opea.to_model_server(settings.llm_model_name, max_model_len, stream, ids)
+    call = opea.to_model_server(served.served_name, max_model_len, stream, ids)
     start = time.perf_counter()
     if not stream:
-        completion = await unless_disconnected(request, state.dispatcher.complete(call))
+        completion = await unless_disconnected(request, served.dispatcher.complete(call))
         metrics.ttft.labels("opea", "false").observe(time.perf_counter() - start)
-        metrics.generated_tokens.inc(completion.usage.completion_tokens)
+        on_usage(completion.usage)
         return Response(answer_body(opea, completion), media_type="application/json")
 
-    chunks = state.dispatcher.stream(call)
+    chunks = served.dispatcher.stream(call)
     ttft = metrics.ttft.labels("opea", "true")
-    events = sse_writes(chunks, text_event, False, metrics.generated_tokens, ttft, start)
+    events = sse_writes(chunks, text_event, False, on_usage, ttft, start)
     return await start_stream(events)
 
 

@@ -1,8 +1,9 @@
-"""The OpenAI form: ``messages`` is a list; Chat Completions JSON and ``chat.completion.chunk`` SSE.
+"""The OpenAI form: chat (``messages`` as a list), completions and embeddings, answered with
+vLLM's own bytes.
 
-The client's body goes to vLLM as sent (``OpenAIRequest.to_model_server``: only ``model`` is set
-to the served one), and vLLM's bytes come back as they are (``chunk_event``), so the openai SDK
-and LangChain's ChatOpenAI work unchanged.
+The client's body goes to vLLM as sent (``to_model_server``: only ``model`` is set to the
+served one), and vLLM's answer comes back as it is (``chunk_event`` for streams), so the openai
+SDK and LangChain's ChatOpenAI work unchanged.
 """
 
 from __future__ import annotations
@@ -12,28 +13,38 @@ import time
 from fastapi import Request
 from fastapi.responses import Response
 
-from microservice.chat import RequestIds
-from microservice.schemas import OpenAIRequest
+from microservice.auth.guard import Caller
+from microservice.calls import ModelCall
+from microservice.served import ServedModel
 from microservice.state import ServiceState
 from microservice.streaming import sse_writes, start_stream, unless_disconnected
 
 
-async def answer(
-    state: ServiceState, request: Request, openai: OpenAIRequest, ids: RequestIds
+async def relay(
+    state: ServiceState,
+    request: Request,
+    served: ServedModel,
+    call: ModelCall,
+    caller: Caller,
+    form: str,
+    keep_usage_chunk: bool = False,
 ) -> Response:
+    """Send ``call`` to the model's replicas; answer with vLLM's body or its stream.
+
+    ``form`` labels the time-to-first-token metric; ``keep_usage_chunk``: the client asked
+    for the stream's usage chunk (it is always asked of vLLM, for the token accounting)."""
     metrics = state.metrics
-    call = openai.to_model_server(state.settings.llm_model_name, ids)
+    on_usage = state.usage_hook(caller)
     start = time.perf_counter()
     if not call.stream:
-        completion = await unless_disconnected(request, state.dispatcher.complete(call))
-        metrics.ttft.labels("openai", "false").observe(time.perf_counter() - start)
-        metrics.generated_tokens.inc(completion.usage.completion_tokens)
+        completion = await unless_disconnected(request, served.dispatcher.complete(call))
+        metrics.ttft.labels(form, "false").observe(time.perf_counter() - start)
+        on_usage(completion.usage)
         return Response(completion.raw, media_type="application/json")
 
-    chunks = state.dispatcher.stream(call)
-    ttft = metrics.ttft.labels("openai", "true")
-    keep_usage = openai.wants_usage_chunk
-    events = sse_writes(chunks, chunk_event, keep_usage, metrics.generated_tokens, ttft, start)
+    chunks = served.dispatcher.stream(call)
+    ttft = metrics.ttft.labels(form, "true")
+    events = sse_writes(chunks, chunk_event, keep_usage_chunk, on_usage, ttft, start)
     return await start_stream(events)
 
 

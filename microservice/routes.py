@@ -1,4 +1,9 @@
-"""Thin HTTP routes: read, validate, hand over to the form's module or the health checker."""
+"""Thin HTTP routes: who calls, read and validate, pick the model, admit, hand over.
+
+Every API route (chat, completions, embeddings, models) needs an API key when keys are on;
+health and /metrics never do. The order of refusals: 401 (no or wrong key), 4xx for the body,
+404 (no such model), 403 (not this key's model), 429 (this key's limits).
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from microservice import opea, openai_form
-from microservice.chat import RequestIds
+from microservice.auth.guard import Caller
+from microservice.calls import RequestIds
 from microservice.errors import BodyTooLarge
+from microservice.openai_schemas import check_completion_tokens, parse_completion, parse_embedding
 from microservice.schemas import OpeaRequest, check_max_tokens, parse_json, parse_request
-from microservice.state import StateDep
+from microservice.served import ServedModel
+from microservice.state import ServiceState, StateDep
 
 router = APIRouter()
 
@@ -35,26 +43,105 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
+async def _json_body(request: Request, state: ServiceState) -> dict[str, Any]:
+    return parse_json(await read_body(request, state.settings.llm_max_body_bytes))
+
+
+async def _admit(
+    request: Request, state: ServiceState, caller: Caller, served: ServedModel
+) -> None:
+    """The key's limits; its rate-limit headers go on the answer (the middleware adds them)."""
+    headers = await state.guard.admit(caller, served.name)
+    if headers:
+        request.state.response_headers = headers
+
+
+def _ids(request: Request) -> RequestIds:
+    return RequestIds(
+        request.state.request_id,
+        request.headers.get("x-session-id"),
+        getattr(request.state, "trace_headers", None),
+    )
+
+
 @router.post("/v1/chat/completions")
 async def chat_completions(request: Request, state: StateDep) -> Response:
-    chat = parse_request(parse_json(await read_body(request, state.settings.llm_max_body_bytes)))
-    if not state.model_info.known:  # no replica reached yet: learn the context length first
-        await state.pool.check_now()
-    max_model_len = state.model_info.max_model_len
+    caller = state.guard.identify(request.headers.get("authorization"))
+    chat = parse_request(await _json_body(request, state))
+    is_opea = isinstance(chat, OpeaRequest)
+    served = state.models.get(None if is_opea else chat.model, "chat")  # type: ignore[union-attr]
+    await _admit(request, state, caller, served)
+    max_model_len = await served.learn_context_length()
     check_max_tokens(chat, max_model_len)
-    ids = RequestIds(request.state.request_id, request.headers.get("x-session-id"))
     if isinstance(chat, OpeaRequest):
-        return await opea.answer(state, request, chat, ids, max_model_len)
-    return await openai_form.answer(state, request, chat, ids)
+        return await opea.answer(state, request, served, caller, chat, _ids(request), max_model_len)
+    call = chat.to_model_server(served.served_name, _ids(request))
+    return await openai_form.relay(
+        state, request, served, call, caller, "openai", chat.wants_usage_chunk
+    )
+
+
+@router.post("/v1/completions")
+async def completions(request: Request, state: StateDep) -> Response:
+    caller = state.guard.identify(request.headers.get("authorization"))
+    completion = parse_completion(await _json_body(request, state))
+    served = state.models.get(completion.model, "chat")
+    await _admit(request, state, caller, served)
+    check_completion_tokens(completion, await served.learn_context_length())
+    call = completion.to_model_server(served.served_name, _ids(request))
+    return await openai_form.relay(
+        state, request, served, call, caller, "completions", completion.wants_usage_chunk
+    )
+
+
+@router.post("/v1/embeddings")
+async def embeddings(request: Request, state: StateDep) -> Response:
+    caller = state.guard.identify(request.headers.get("authorization"))
+    embedding = parse_embedding(await _json_body(request, state))
+    served = state.models.get(embedding.model, "embedding")
+    await _admit(request, state, caller, served)
+    call = embedding.to_model_server(served.served_name, _ids(request))
+    return await openai_form.relay(state, request, served, call, caller, "embeddings")
+
+
+@router.get("/v1/models")
+async def models(request: Request, state: StateDep) -> Response:
+    """The models this service serves (a key with a model list sees only those)."""
+    caller = state.guard.identify(request.headers.get("authorization"))
+    created = int(time.time())
+    data = [
+        {
+            "id": model.name,
+            "object": "model",
+            "created": created,
+            "owned_by": state.settings.llm_model_server,
+            "kind": model.spec.kind,
+            "max_model_len": model.info.max_model_len,
+        }
+        for model in state.models.all
+        if caller.key is None or caller.key.may_use(model.name)
+    ]
+    return _json({"object": "list", "data": data})
 
 
 @router.get("/v1/health_check")
 async def health_check(state: StateDep) -> Response:
-    readiness = await state.health.check()
-    settings = state.settings
-    body = readiness.body(
-        settings.llm_model_name, settings.llm_model_server_endpoint, state.model_info.max_model_len
-    )
+    """Ready while the default model is; every model and the rate-limit store are listed."""
+    default = state.models.default
+    readiness = await default.health.check()
+    endpoints = ",".join(default.spec.endpoints)
+    body = readiness.body(default.name, endpoints, default.info.max_model_len)
+    others = [m for m in state.models.all if m is not default]
+    body["models"] = {default.name: {"ready": readiness.ready, "reason": readiness.reason}}
+    for model in others:
+        other = await model.health.check()
+        body["models"][model.name] = {
+            "ready": other.ready,
+            "reason": other.reason,
+            "replicas": other.replicas,
+        }
+    if state.guard.enabled:
+        body["rate_limits"] = state.guard.limiter_state()
     return _json(body, 200 if readiness.ready else 503)
 
 
@@ -62,18 +149,6 @@ async def health_check(state: StateDep) -> Response:
 async def liveness() -> Response:
     """Liveness only: this process answers; readiness is /v1/health_check."""
     return _json({"status": "alive"})
-
-
-@router.get("/v1/models")
-async def models(state: StateDep) -> Response:
-    model = {
-        "id": state.settings.llm_model_name,
-        "object": "model",
-        "created": int(time.time()),
-        "owned_by": state.settings.llm_model_server,
-        "max_model_len": state.model_info.max_model_len,
-    }
-    return _json({"object": "list", "data": [model]})
 
 
 @router.get("/metrics")

@@ -2,7 +2,7 @@
 
 ``messages`` as ``{"system", "user"}`` is the OPEA form; ``messages`` as a list is the OpenAI
 form. Each form turns into vLLM's chat request in one method, ``to_model_server``, which the
-connectors send as a ``ChatCall``.
+connectors send as a ``ModelCall``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from microservice.chat import ChatCall, RequestIds
+from microservice.calls import ModelCall, RequestIds
 from microservice.errors import BodyNotJson, RequestInvalid, from_validation
 
 # The OPEA component's LLMParamsDoc defaults, kept: clients that send only messages get the same.
@@ -67,7 +67,7 @@ class OpeaRequest(_Sampling):
 
     def to_model_server(
         self, model: str, model_max_len: int | None, stream: bool, ids: RequestIds
-    ) -> ChatCall:
+    ) -> ModelCall:
         """vLLM's chat request; the chat template applies (OPEA flattened the prompt)."""
         messages = []
         if self.messages.system:
@@ -81,7 +81,7 @@ class OpeaRequest(_Sampling):
         body["stream"] = stream
         if stream:
             body["stream_options"] = {"include_usage": True}
-        return ChatCall(body, ids.request_id, ids.session_id)
+        return ModelCall(body, ids.request_id, ids.session_id, trace_headers=ids.trace_headers)
 
 
 class OpenAIMessage(BaseModel):
@@ -96,24 +96,30 @@ class OpenAIRequest(_Sampling):
 
     model_config = ConfigDict(extra="allow")
 
+    model: str | None = None
     messages: list[OpenAIMessage] = Field(min_length=1)
     stream: bool = False
     max_tokens: int | None = Field(None, gt=0)
     max_completion_tokens: int | None = Field(None, gt=0)
+    # OPEA Enterprise RAG 2.x clients send OpenAI messages with the OPEA name of max_tokens.
+    max_new_tokens: int | None = Field(None, gt=0)
     stream_options: dict[str, Any] | None = None
 
     @property
     def wants_usage_chunk(self) -> bool:
         return bool(self.stream_options and self.stream_options.get("include_usage"))
 
-    def to_model_server(self, model: str, ids: RequestIds) -> ChatCall:
+    def to_model_server(self, model: str, ids: RequestIds) -> ModelCall:
         """The client's body as sent, with the served ``model``; a stream always asks for the
-        final usage chunk (it feeds the token metric; the client sees it only if it asked)."""
+        final usage chunk (it feeds the token metrics; the client sees it only if it asked)."""
         body = self.model_dump(exclude_unset=True)
         body["model"] = model
+        new_tokens = body.pop("max_new_tokens", None)
+        if new_tokens is not None and self.max_tokens is None:
+            body["max_tokens"] = new_tokens
         if self.stream:
             body["stream_options"] = {**(self.stream_options or {}), "include_usage": True}
-        return ChatCall(body, ids.request_id, ids.session_id)
+        return ModelCall(body, ids.request_id, ids.session_id, trace_headers=ids.trace_headers)
 
 
 def parse_json(body: bytes) -> dict[str, Any]:
@@ -160,6 +166,7 @@ def check_max_tokens(request: OpeaRequest | OpenAIRequest, model_max_len: int | 
         asked = {
             "max_tokens": request.max_tokens,
             "max_completion_tokens": request.max_completion_tokens,
+            "max_new_tokens": request.max_new_tokens,
         }
     for field, value in asked.items():
         if value is not None and value > model_max_len:

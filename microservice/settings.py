@@ -8,21 +8,23 @@ start-up with one line (see ``load_settings``). Field descriptions are the docum
 
 from __future__ import annotations
 
-import re
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings
 
 from common.config_loading import SETTINGS_CONFIG, load, lowercase, strict_bool
 from common.constants import DEFAULT_MODEL
+from microservice.catalog import Catalog, ModelSpec, endpoint_list, read_catalog
 
 Connector = Literal["generic", "langchain"]
 Routing = Literal["least_loaded", "round_robin", "session", "prefix"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
+OtlpProtocol = Literal["http/protobuf", "grpc"]
+
 BOOLEAN_FIELDS = ("llm_disable_streaming", "llm_output_guard_exists")
-URL_PATTERN = re.compile(r"^https?://[^\s/,]+(/[^\s,]*)?$")
 
 
 class MicroserviceSettings(BaseSettings):
@@ -56,6 +58,54 @@ class MicroserviceSettings(BaseSettings):
         "trailing slash is dropped); or a comma-separated list of them, one per vLLM replica. "
         "A host name that resolves to several addresses (a Kubernetes headless Service) counts "
         "as one replica per address, resolved again every `LLM_DISCOVERY_REFRESH_S`.",
+    )
+    llm_models_file: Path | None = Field(
+        None,
+        description="YAML file naming each served model (`name`, `kind`: `chat` or "
+        "`embedding`, `endpoints`, optional `served_model_name`) and an optional `default` for "
+        "OPEA-form requests; see docs/operating.md. Unset: the one model of `LLM_MODEL_NAME` on "
+        "`LLM_MODEL_SERVER_ENDPOINT` (plus the embedding model below, when named).",
+    )
+    llm_embedding_model_name: str | None = Field(
+        None,
+        min_length=1,
+        description="Without a models file: an embedding model served beside the chat model "
+        "(a vLLM started with `VLLM_RUNNER=pooling`), reached at "
+        "`LLM_EMBEDDING_MODEL_SERVER_ENDPOINT`.",
+    )
+    llm_embedding_model_server_endpoint: str = Field(
+        "http://localhost:8009",
+        description="Base URL(s) of the embedding model's vLLM, as `LLM_MODEL_SERVER_ENDPOINT`; "
+        "used only with `LLM_EMBEDDING_MODEL_NAME`.",
+    )
+    llm_api_keys_file: Path | None = Field(
+        None,
+        description="YAML file of API keys (`name`, `key_sha256` or `key`, optional `rpm`, "
+        "`tpm`, `models`); when set, every API route needs `Authorization: Bearer <key>`. "
+        "Reloaded when it changes; see docs/operating.md.",
+    )
+    llm_api_keys_reload_s: float = Field(
+        2.0,
+        gt=0,
+        description="Seconds between two looks at the API keys file for a change.",
+    )
+    llm_rate_limit_redis_url: SecretStr | None = Field(
+        None,
+        description="`redis://[:password@]host:port/db`: per-key limits counted in Redis, so "
+        "they hold across microservice replicas. Unset, or Redis unreachable: counted in each "
+        "process (health says which).",
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None,
+        description="OpenTelemetry collector to export traces to (e.g. "
+        "`http://otel-collector:4318`); unset: no export, but a client's `traceparent` still "
+        "reaches vLLM.",
+    )
+    otel_exporter_otlp_protocol: OtlpProtocol = Field(
+        "http/protobuf", description="OTLP protocol: `http/protobuf` or `grpc`."
+    )
+    otel_service_name: str = Field(
+        "llm-microservice", min_length=1, description="`service.name` of the exported spans."
     )
     llm_discovery_refresh_s: float = Field(
         10.0,
@@ -154,9 +204,13 @@ class MicroserviceSettings(BaseSettings):
         "connection pool and its own `/metrics`.",
     )
 
-    _lowercase = field_validator("llm_connector", "llm_model_server", "llm_routing", mode="before")(
-        lowercase
-    )
+    _lowercase = field_validator(
+        "llm_connector",
+        "llm_model_server",
+        "llm_routing",
+        "otel_exporter_otlp_protocol",
+        mode="before",
+    )(lowercase)
     _booleans = field_validator(*BOOLEAN_FIELDS, mode="before")(strict_bool)
 
     @field_validator("opea_logger_level", mode="before")
@@ -164,22 +218,53 @@ class MicroserviceSettings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
 
-    @field_validator("llm_model_server_endpoint", mode="after")
+    _catalog: Catalog | None = PrivateAttr(None)
+
+    @field_validator(
+        "llm_model_server_endpoint", "llm_embedding_model_server_endpoint", mode="after"
+    )
     @classmethod
     def _urls(cls, value: str) -> str:
-        urls = [url.strip().rstrip("/") for url in value.split(",")]
-        for url in urls:
-            if not URL_PATTERN.match(url):
-                raise ValueError(
-                    f"{url!r} is not a base URL: give http(s)://host:port, or a comma-separated "
-                    "list of them"
-                )
-        return ",".join(urls)
+        return ",".join(endpoint_list(value))
 
     @property
     def model_server_endpoints(self) -> list[str]:
         """The endpoint list, each once, in the order given."""
-        return list(dict.fromkeys(self.llm_model_server_endpoint.split(",")))
+        return self.llm_model_server_endpoint.split(",")
+
+    @property
+    def catalog(self) -> Catalog:
+        """The served models (read from LLM_MODELS_FILE once, at validation)."""
+        assert self._catalog is not None
+        return self._catalog
+
+    @model_validator(mode="after")
+    def _read_files(self) -> MicroserviceSettings:
+        """The files named by settings are read at start too: a bad one stops the process."""
+        if self.llm_models_file is not None:
+            try:
+                self._catalog = read_catalog(self.llm_models_file)
+            except ValueError as error:
+                raise ValueError(
+                    f"LLM_MODELS_FILE={str(self.llm_models_file)!r}: {error}"
+                ) from None
+        else:
+            models = [ModelSpec(name=self.llm_model_name, endpoints=self.model_server_endpoints)]
+            if self.llm_embedding_model_name:
+                endpoints = self.llm_embedding_model_server_endpoint.split(",")
+                name = self.llm_embedding_model_name
+                models.append(ModelSpec(name=name, kind="embedding", endpoints=endpoints))
+            self._catalog = Catalog(models=models)
+        if self.llm_api_keys_file is not None:
+            from microservice.auth.keys import read_keys
+
+            try:
+                read_keys(self.llm_api_keys_file)
+            except ValueError as error:
+                raise ValueError(
+                    f"LLM_API_KEYS_FILE={str(self.llm_api_keys_file)!r}: {error}"
+                ) from None
+        return self
 
     @model_validator(mode="before")
     @classmethod

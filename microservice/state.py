@@ -2,27 +2,35 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from microservice.health import HealthChecker
+from microservice.auth.guard import Caller, Guard
+from microservice.calls import Usage
 from microservice.metrics import Metrics
-from microservice.model_info import ModelInfo
-from microservice.routing.dispatch import Dispatcher
-from microservice.routing.pool import ReplicaPool
+from microservice.served import ServedModels
 from microservice.settings import MicroserviceSettings
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceState:
     settings: MicroserviceSettings
-    dispatcher: Dispatcher
-    pool: ReplicaPool
-    health: HealthChecker
-    model_info: ModelInfo
+    models: ServedModels
+    guard: Guard
     metrics: Metrics
+
+    def usage_hook(self, caller: Caller) -> Callable[[Usage], None]:
+        """What an answered request's usage goes to: the token metric and the caller's key."""
+        tokens, record = self.metrics.generated_tokens, self.guard.record
+
+        def on_usage(usage: Usage) -> None:
+            tokens.inc(usage.completion_tokens)
+            record(caller, usage)
+
+        return on_usage
 
 
 async def get_state(request: Request) -> ServiceState:

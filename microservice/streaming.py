@@ -13,12 +13,12 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import TypeVar
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Histogram
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from microservice.chat import Usage, final_usage
+from microservice.calls import Usage, final_usage
 from microservice.errors import ServiceError, sse_error_event
 from microservice.logs import get_logger
 
@@ -79,14 +79,14 @@ async def sse_writes(
     chunks: AsyncGenerator[list[bytes], None],
     event: Callable[[bytes], bytes],
     keep_usage_chunk: bool,
-    tokens: Counter,
+    on_usage: Callable[[Usage], None],
     ttft: Histogram,
     start: float,
 ) -> AsyncGenerator[bytes, None]:
     """One write per batch of chunks that arrived together (fewer sends, fewer awaits).
 
     ``event`` turns a chunk into its SSE bytes (``b""`` drops it). The final usage chunk is
-    read here and only here: its completion tokens go to ``tokens`` once the stream ended, and
+    read here and only here: it goes to ``on_usage`` once the stream ended, and
     it is sent on as it came only when ``keep_usage_chunk``. The first write is timed from
     ``start`` into ``ttft``."""
     first = True
@@ -118,7 +118,7 @@ async def sse_writes(
     finally:
         await chunks.aclose()
         if usage is not None:
-            tokens.inc(usage.completion_tokens)
+            on_usage(usage)
 
 
 async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:

@@ -1,7 +1,7 @@
 """What the forms need from a connector: one answer, or a stream of chunks, in OpenAI format.
 
-Both connectors take the same ``ChatCall`` and the replica to send it to, and return the same
-types (``microservice.chat``), so neither the forms nor the dispatcher know which one they use.
+Both connectors take the same ``ModelCall`` and the replica to send it to, and return the same
+types (``microservice.calls``), so neither the forms nor the dispatcher know which one they use.
 Failures are raised as ``ModelServerError``.
 """
 
@@ -10,16 +10,16 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from typing import Protocol
 
-from microservice.chat import ChatCall, Completion
+from microservice.calls import Completion, ModelCall
 
 
 class Connector(Protocol):
-    async def complete(self, call: ChatCall, base_url: str) -> Completion:
+    async def complete(self, call: ModelCall, base_url: str) -> Completion:
         """Send a non-streaming chat request to the replica at ``base_url``; raise
         ModelServerError on failure."""
         ...
 
-    def stream(self, call: ChatCall, base_url: str) -> AsyncGenerator[list[bytes], None]:
+    def stream(self, call: ModelCall, base_url: str) -> AsyncGenerator[list[bytes], None]:
         """Yield lists of ``chat.completion.chunk`` JSON bytes, the last one the usage chunk.
 
         A list holds the chunks that arrived together, so they leave in one write. Failures

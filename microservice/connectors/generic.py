@@ -1,4 +1,7 @@
-"""Generic connector: vLLM's chat API over the pooled httpx client, bytes passed through."""
+"""Generic connector: vLLM's OpenAI API over the pooled httpx client, bytes passed through.
+
+It serves every path (chat, completions, embeddings); the LangChain connector hands it every
+call that is not chat."""
 
 from __future__ import annotations
 
@@ -9,11 +12,10 @@ from collections.abc import AsyncGenerator, AsyncIterator
 import httpx
 import orjson
 
-from microservice.chat import ChatCall, Completion
+from microservice.calls import Completion, ModelCall
 from microservice.errors import ModelServerConnectionLost, ModelServerFailed
 from microservice.model_server_client import status_error, transport_error
 
-CHAT_PATH = "/v1/chat/completions"
 DONE = b"[DONE]"
 # What may follow [DONE] before the body ends (the chunked-encoding end) is read, so that the
 # connection goes back to the pool; beyond these bounds the connection is dropped instead.
@@ -55,15 +57,15 @@ class GenericConnector:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client
 
-    def _request(self, call: ChatCall, base_url: str) -> httpx.Request:
+    def _request(self, call: ModelCall, base_url: str) -> httpx.Request:
+        headers = {"content-type": "application/json", "x-request-id": call.request_id}
+        if call.trace_headers:
+            headers.update(call.trace_headers)
         return self._client.build_request(
-            "POST",
-            base_url + CHAT_PATH,
-            content=orjson.dumps(call.body),
-            headers={"content-type": "application/json", "x-request-id": call.request_id},
+            "POST", base_url + call.path, content=orjson.dumps(call.body), headers=headers
         )
 
-    async def complete(self, call: ChatCall, base_url: str) -> Completion:
+    async def complete(self, call: ModelCall, base_url: str) -> Completion:
         try:
             response = await self._client.send(self._request(call, base_url))
         except httpx.HTTPError as error:
@@ -75,7 +77,7 @@ class GenericConnector:
         except orjson.JSONDecodeError:
             raise ModelServerFailed("model server answered with a body that is not JSON") from None
 
-    async def stream(self, call: ChatCall, base_url: str) -> AsyncGenerator[list[bytes], None]:
+    async def stream(self, call: ModelCall, base_url: str) -> AsyncGenerator[list[bytes], None]:
         try:
             response = await self._client.send(self._request(call, base_url), stream=True)
         except httpx.HTTPError as error:

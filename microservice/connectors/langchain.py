@@ -19,7 +19,8 @@ import orjson
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_openai import ChatOpenAI
 
-from microservice.chat import ChatCall, Completion
+from microservice.calls import CHAT_PATH, Completion, ModelCall
+from microservice.connectors.generic import GenericConnector
 from microservice.errors import (
     ModelServerConnectionLost,
     ModelServerError,
@@ -63,16 +64,17 @@ class LangchainConnector:
     def __init__(self, settings: MicroserviceSettings, client: httpx.AsyncClient) -> None:
         self._settings = settings
         self._client = client
-        self._model_name = settings.llm_model_name
-        self._models: dict[str, ChatOpenAI] = {}
+        self._models: dict[tuple[str, str], ChatOpenAI] = {}
+        # LangChain's chat model serves chat only; completions and embeddings go as bytes.
+        self._generic = GenericConnector(client)
 
-    def _model(self, base_url: str) -> ChatOpenAI:
-        model = self._models.get(base_url)
+    def _model(self, base_url: str, name: str) -> ChatOpenAI:
+        model = self._models.get((base_url, name))
         if model is None:
             if len(self._models) >= MAX_MODELS:
                 del self._models[next(iter(self._models))]
-            model = self._models[base_url] = ChatOpenAI(
-                model=self._model_name,
+            model = self._models[(base_url, name)] = ChatOpenAI(
+                model=name,
                 base_url=f"{base_url}/v1",
                 api_key="EMPTY",  # vLLM needs none; the SDK needs one
                 http_async_client=self._client,
@@ -82,8 +84,9 @@ class LangchainConnector:
             )
         return model
 
-    def _kwargs(self, call: ChatCall) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"extra_headers": {"X-Request-Id": call.request_id}}
+    def _kwargs(self, call: ModelCall) -> dict[str, Any]:
+        headers = {"X-Request-Id": call.request_id, **(call.trace_headers or {})}
+        kwargs: dict[str, Any] = {"extra_headers": headers}
         extra: dict[str, Any] = {}
         payload = call.body
         for key, value in payload.items():
@@ -116,25 +119,34 @@ class LangchainConnector:
             return transport_error(error, base_url)
         return ModelServerFailed(f"model server call failed: {type(error).__name__}: {error}")
 
-    async def complete(self, call: ChatCall, base_url: str) -> Completion:
+    async def complete(self, call: ModelCall, base_url: str) -> Completion:
+        if call.path != CHAT_PATH:
+            return await self._generic.complete(call, base_url)
         try:
-            model = self._model(base_url)
+            model = self._model(base_url, call.body["model"])
             message = await model.ainvoke(call.body["messages"], **self._kwargs(call))
         except Exception as error:
             raise self._error(error, base_url) from None
-        body = self._completion_body(message)
+        body = self._completion_body(message, call.body["model"])
         return Completion(orjson.dumps(body), body)
 
-    async def stream(self, call: ChatCall, base_url: str) -> AsyncGenerator[list[bytes], None]:
+    async def stream(self, call: ModelCall, base_url: str) -> AsyncGenerator[list[bytes], None]:
         """One list per SDK chunk (the SDK hands them over one at a time), then one usage chunk.
 
         The SDK reports usage on every chunk when the client asked for continuous usage stats;
         only the last report is sent on, as the stream's one final usage chunk."""
+        if call.path != CHAT_PATH:
+            async for batch in self._generic.stream(call, base_url):
+                yield batch
+            return
         chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        model_name = call.body["model"]
         first, started = True, False
         usage: Any = None
         try:
-            chunks = self._model(base_url).astream(call.body["messages"], **self._kwargs(call))
+            chunks = self._model(base_url, model_name).astream(
+                call.body["messages"], **self._kwargs(call)
+            )
             assert isinstance(chunks, AsyncGenerator)
             async with aclosing(chunks) as stream:
                 async for chunk in stream:
@@ -147,7 +159,7 @@ class LangchainConnector:
                     finish = chunk.response_metadata.get("finish_reason")
                     if chunk.text or finish or "role" in delta:
                         choice = {"index": 0, "delta": delta, "finish_reason": finish}
-                        yield [orjson.dumps(self._chunk(chunk_id, created, [choice]))]
+                        yield [orjson.dumps(_chunk(chunk_id, created, model_name, [choice]))]
         except Exception as error:
             mapped = self._error(error, base_url)
             if started and isinstance(mapped, ModelServerUnreachable):
@@ -156,25 +168,16 @@ class LangchainConnector:
                 )
             raise mapped from None
         if usage is not None:
-            yield [orjson.dumps(self._chunk(chunk_id, created, [], usage=_usage(usage)))]
+            yield [orjson.dumps(_chunk(chunk_id, created, model_name, [], usage=_usage(usage)))]
 
-    def _chunk(self, chunk_id: str, created: int, choices: list[Any], **extra: Any) -> Any:
-        return {
-            "id": chunk_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": self._model_name,
-            "choices": choices,
-            **extra,
-        }
-
-    def _completion_body(self, message: AIMessage) -> dict[str, Any]:
+    @staticmethod
+    def _completion_body(message: AIMessage, model_name: str) -> dict[str, Any]:
         meta = message.response_metadata
         return {
             "id": meta.get("id") or f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": meta.get("model_name", self._model_name),
+            "model": meta.get("model_name", model_name),
             "choices": [
                 {
                     "index": 0,
@@ -187,6 +190,17 @@ class LangchainConnector:
 
     async def aclose(self) -> None:
         """The shared httpx client is closed by the app's lifespan."""
+
+
+def _chunk(chunk_id: str, created: int, model: str, choices: list[Any], **extra: Any) -> Any:
+    return {
+        "id": chunk_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": choices,
+        **extra,
+    }
 
 
 def _usage(usage: Any) -> dict[str, int]:

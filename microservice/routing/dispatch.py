@@ -1,4 +1,4 @@
-"""Send a ``ChatCall`` to a replica through the connector, and try another replica when one
+"""Send a ``ModelCall`` to a replica through the connector, and try another replica when one
 fails before the client saw a byte of the answer.
 
 Tried again: a connection refused or lost, a replica's 5xx. Not tried again: a refusal of the
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator
 
-from microservice.chat import ChatCall, Completion
+from microservice.calls import Completion, ModelCall
 from microservice.connectors import Connector
 from microservice.errors import (
     ModelServerError,
@@ -37,7 +37,7 @@ class Dispatcher:
         self._metrics = metrics
 
     async def _replica(
-        self, call: ChatCall, tried: set[str], last: ModelServerError | None
+        self, call: ModelCall, tried: set[str], last: ModelServerError | None
     ) -> Replica:
         """The next replica. On a retry with no other replica left (after checking them all
         once more), the last failure stands: one replica behaves as it always did."""
@@ -56,7 +56,7 @@ class Dispatcher:
             raise error
         tried.add(replica.url)
 
-    async def complete(self, call: ChatCall) -> Completion:
+    async def complete(self, call: ModelCall) -> Completion:
         tried: set[str] = set()
         last: ModelServerError | None = None
         for _ in range(self._retries + 1):
@@ -71,7 +71,7 @@ class Dispatcher:
         assert last is not None
         raise last
 
-    async def stream(self, call: ChatCall) -> AsyncGenerator[list[bytes], None]:
+    async def stream(self, call: ModelCall) -> AsyncGenerator[list[bytes], None]:
         """The connector's batches; a failure before the first one moves to another replica,
         a failure after it ends the stream (the client has bytes of this answer)."""
         tried: set[str] = set()

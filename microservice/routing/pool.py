@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 
 import httpx
 
-from microservice.chat import ChatCall
+from microservice.calls import ModelCall
 from microservice.errors import (
     ModelServerConnectionLost,
     ModelServerError,
@@ -36,14 +36,14 @@ PREFIX_CHARS = 256
 # An on-demand check of every replica (nothing routable) runs at most this often.
 CHECK_NOW_SPACING_S = 0.25
 
-Picker = Callable[[ChatCall, Sequence[Replica]], Replica]
+Picker = Callable[[ModelCall, Sequence[Replica]], Replica]
 
 
 def make_picker(routing: str) -> Picker:
     """The LLM_ROUTING policy; without a key, session and prefix fall back to least_loaded."""
     turn = policies.turning()
 
-    def pick(call: ChatCall, replicas: Sequence[Replica]) -> Replica:
+    def pick(call: ModelCall, replicas: Sequence[Replica]) -> Replica:
         if len(replicas) == 1:
             return replicas[0]
         if routing == "round_robin":
@@ -175,7 +175,7 @@ class ReplicaPool:
     def _routable(self, exclude: set[str]) -> list[Replica]:
         return [r for r in self._replicas.values() if r.healthy and r.url not in exclude]
 
-    async def acquire(self, call: ChatCall, exclude: set[str]) -> Replica:
+    async def acquire(self, call: ModelCall, exclude: set[str]) -> Replica:
         """A healthy replica with a free slot, its in-flight count taken; waits in the room
         when all are full. NoHealthyReplica (503) or Overloaded (429) otherwise. With nothing
         routable, every replica is checked at once first, so a replica that just came up is

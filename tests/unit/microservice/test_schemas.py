@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from microservice.chat import RequestIds
+from microservice.calls import RequestIds
 from microservice.errors import BodyNotJson, RequestInvalid
 from microservice.schemas import (
     OpeaRequest,

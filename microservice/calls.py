@@ -1,9 +1,10 @@
-"""What travels between the request forms and the connectors: one request type, one answer
-type, and the one reader of token usage.
+"""What travels between the routes and the connectors: one request type, one answer type,
+and the one reader of token usage.
 
-Both forms (OPEA, OpenAI) build a ``ChatCall``; both connectors (generic, langchain) take it and
-return a ``Completion`` or a stream of ``chat.completion.chunk`` JSON bytes. Streams always ask
-vLLM for a final usage chunk (``choices: []`` plus ``usage``); ``final_usage`` recognises it.
+Every route (chat in either form, completions, embeddings) builds a ``ModelCall`` for one of
+vLLM's OpenAI paths; the connectors take it and return a ``Completion`` (one JSON body) or a
+stream of chunk JSON bytes. Streams always ask vLLM for a final usage chunk (``choices: []``
+plus ``usage``); ``final_usage`` recognises it.
 """
 
 from __future__ import annotations
@@ -19,21 +20,30 @@ USAGE_KEY = b'"usage"'
 
 @dataclass(frozen=True, slots=True)
 class RequestIds:
-    """The request's own id (X-Request-Id) and the client's session (X-Session-Id)."""
+    """The request's own id (X-Request-Id), the client's session (X-Session-Id), and the
+    trace context to send on to vLLM (``traceparent``)."""
 
     request_id: str
     session_id: str | None = None
+    trace_headers: dict[str, str] | None = None
+
+
+CHAT_PATH = "/v1/chat/completions"
+COMPLETIONS_PATH = "/v1/completions"
+EMBEDDINGS_PATH = "/v1/embeddings"
 
 
 @dataclass(frozen=True, slots=True)
-class ChatCall:
-    """A request for vLLM's ``/v1/chat/completions``: its JSON body (OpenAI schema, ``model``,
-    ``stream`` and, for streams, ``stream_options.include_usage`` set), our request id, and
-    the client's session id."""
+class ModelCall:
+    """A request for one of vLLM's OpenAI paths: its JSON body (``model`` set to the served
+    one, and for streams ``stream_options.include_usage``), our request id, the client's
+    session id, and the trace context to send on (``traceparent``)."""
 
     body: dict[str, Any]
     request_id: str
     session_id: str | None = None  # X-Session-Id, for `session` routing
+    path: str = CHAT_PATH
+    trace_headers: dict[str, str] | None = None
 
     @property
     def stream(self) -> bool:
