@@ -6,9 +6,12 @@ A wrong value stops start-up with exit code 2 and one line naming the variable.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from typing import TYPE_CHECKING
+
+from pydantic import SecretStr
 
 from common.config_errors import ConfigError
 from common.settings_text import env_help, settings_lines
@@ -24,6 +27,15 @@ if TYPE_CHECKING:
 
 # Several workers are separate processes: the settings validated once here reach them as JSON.
 WORKER_SETTINGS = "LLM_USVC_WORKER_SETTINGS_JSON"
+
+
+def worker_settings_json(settings: MicroserviceSettings) -> str:
+    """The settings for the workers, secrets included (pydantic masks them in its JSON)."""
+    data = settings.model_dump(mode="json")
+    for name, value in settings:
+        if isinstance(value, SecretStr):
+            data[name] = value.get_secret_value()
+    return json.dumps(data)
 
 
 def worker_app() -> FastAPI:
@@ -66,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.setup(settings.opea_logger_level)
     workers = settings.llm_usvc_workers
     if workers > 1:
-        os.environ[WORKER_SETTINGS] = settings.model_dump_json()
+        os.environ[WORKER_SETTINGS] = worker_settings_json(settings)
     uvicorn.run(
         create_app(settings) if workers == 1 else "microservice.__main__:worker_app",
         factory=workers > 1,

@@ -8,6 +8,7 @@ replica probes run in the background.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -25,6 +26,7 @@ from microservice.routing.discovery import Resolver, system_resolver
 from microservice.served import ServedModels
 from microservice.settings import MicroserviceSettings
 from microservice.state import ServiceState
+from microservice.tracing import Tracing
 
 
 def create_app(
@@ -35,13 +37,14 @@ def create_app(
     """``model_server_transport`` and ``resolver`` replace the network to the replicas and
     the DNS (in-process tests only)."""
     metrics = Metrics()
+    tracing = Tracing.build(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with make_client(settings, model_server_transport) as client:
             connector = connectors.build(settings, client)
             models = ServedModels(
-                settings.catalog, settings, client, connector, resolver, metrics.routing
+                settings.catalog, settings, client, connector, resolver, metrics.routing, tracing
             )
             guard = build_guard(settings, metrics)
             app.state.service = ServiceState(settings, models, guard, metrics)
@@ -56,6 +59,7 @@ def create_app(
                         "default_model": models.default.name,
                         "routing": settings.llm_routing,
                         "api_keys": guard.enabled,
+                        "tracing": tracing.exporting,
                     }
                 },
             )
@@ -65,6 +69,7 @@ def create_app(
                 await models.stop()
                 await guard.aclose()
                 await connector.aclose()
+                await asyncio.to_thread(tracing.shutdown)  # flushes the last spans
 
     app = FastAPI(
         title="LLM microservice",
@@ -75,5 +80,5 @@ def create_app(
     )
     errors.install(app)
     app.include_router(router)
-    app.add_middleware(RequestContext, metrics=metrics)
+    app.add_middleware(RequestContext, metrics=metrics, tracing=tracing)
     return app

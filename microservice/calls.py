@@ -20,12 +20,10 @@ USAGE_KEY = b'"usage"'
 
 @dataclass(frozen=True, slots=True)
 class RequestIds:
-    """The request's own id (X-Request-Id), the client's session (X-Session-Id), and the
-    trace context to send on to vLLM (``traceparent``)."""
+    """The request's own id (X-Request-Id) and the client's session (X-Session-Id)."""
 
     request_id: str
     session_id: str | None = None
-    trace_headers: dict[str, str] | None = None
 
 
 CHAT_PATH = "/v1/chat/completions"
@@ -37,7 +35,8 @@ EMBEDDINGS_PATH = "/v1/embeddings"
 class ModelCall:
     """A request for one of vLLM's OpenAI paths: its JSON body (``model`` set to the served
     one, and for streams ``stream_options.include_usage``), our request id, the client's
-    session id, and the trace context to send on (``traceparent``)."""
+    session id, and the trace context to send on (``traceparent``, set per try on a replica
+    by the dispatcher)."""
 
     body: dict[str, Any]
     request_id: str

@@ -1,7 +1,8 @@
 """Per-request bookkeeping as plain ASGI (no BaseHTTPMiddleware, which buffers streams).
 
-Accepts or makes the X-Request-Id, returns it, keeps it in the log context; adds the headers a
-route left in ``request.state.response_headers`` (an API key's rate limits); counts requests by
+Accepts or makes the X-Request-Id, returns it, keeps it in the log context; opens the request's
+trace span (continuing the client's ``traceparent``); adds the headers a route left in
+``request.state.response_headers`` (an API key's rate limits); counts requests by
 route and status, times them to the last body byte, tracks requests in flight; one access log
 line per request (never per chunk).
 """
@@ -16,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from microservice.logs import get_logger, request_id_var
 from microservice.metrics import Metrics
+from microservice.tracing import Tracing
 
 HEADER = b"x-request-id"
 # Printable, no spaces, bounded: it is logged and forwarded, so it must not carry injections.
@@ -30,9 +32,10 @@ def request_id_from(scope: Scope) -> str:
 
 
 class RequestContext:
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, tracing: Tracing) -> None:
         self.app = app
         self.metrics = metrics
+        self.tracing = tracing
         self.log = get_logger()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -60,7 +63,10 @@ class RequestContext:
 
         self.metrics.in_flight.inc()
         try:
-            await self.app(scope, receive, send_with_id)
+            with self.tracing.request_span(f"{scope['method']} {route}", scope["headers"]) as span:
+                span.set_attribute("request_id", request_id)
+                await self.app(scope, receive, send_with_id)
+                span.set_attribute("http.response.status_code", status)
         finally:
             elapsed = time.perf_counter() - start
             self.metrics.in_flight.dec()

@@ -45,7 +45,7 @@ class CompletionRequest(BaseModel):
         body["model"] = model
         if self.stream:
             body["stream_options"] = {**(self.stream_options or {}), "include_usage": True}
-        return ModelCall(body, ids.request_id, ids.session_id, COMPLETIONS_PATH, ids.trace_headers)
+        return ModelCall(body, ids.request_id, ids.session_id, COMPLETIONS_PATH)
 
 
 class EmbeddingRequest(BaseModel):
@@ -60,7 +60,7 @@ class EmbeddingRequest(BaseModel):
     def to_model_server(self, model: str, ids: RequestIds) -> ModelCall:
         body = self.model_dump(exclude_unset=True)
         body["model"] = model
-        return ModelCall(body, ids.request_id, ids.session_id, EMBEDDINGS_PATH, ids.trace_headers)
+        return ModelCall(body, ids.request_id, ids.session_id, EMBEDDINGS_PATH)
 
 
 def parse_completion(data: dict[str, Any]) -> CompletionRequest:

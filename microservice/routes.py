@@ -57,11 +57,7 @@ async def _admit(
 
 
 def _ids(request: Request) -> RequestIds:
-    return RequestIds(
-        request.state.request_id,
-        request.headers.get("x-session-id"),
-        getattr(request.state, "trace_headers", None),
-    )
+    return RequestIds(request.state.request_id, request.headers.get("x-session-id"))
 
 
 @router.post("/v1/chat/completions")

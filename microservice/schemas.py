@@ -81,7 +81,7 @@ class OpeaRequest(_Sampling):
         body["stream"] = stream
         if stream:
             body["stream_options"] = {"include_usage": True}
-        return ModelCall(body, ids.request_id, ids.session_id, trace_headers=ids.trace_headers)
+        return ModelCall(body, ids.request_id, ids.session_id)
 
 
 class OpenAIMessage(BaseModel):
@@ -119,7 +119,7 @@ class OpenAIRequest(_Sampling):
             body["max_tokens"] = new_tokens
         if self.stream:
             body["stream_options"] = {**(self.stream_options or {}), "include_usage": True}
-        return ModelCall(body, ids.request_id, ids.session_id, trace_headers=ids.trace_headers)
+        return ModelCall(body, ids.request_id, ids.session_id)
 
 
 def parse_json(body: bytes) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from microservice.routing.dispatch import Dispatcher
 from microservice.routing.metrics import RoutingMetrics
 from microservice.routing.pool import ReplicaPool
 from microservice.settings import MicroserviceSettings
+from microservice.tracing import Tracing
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +57,13 @@ class ServedModels:
         connector: Connector,
         resolver: Resolver,
         metrics: RoutingMetrics,
+        tracing: Tracing,
     ) -> None:
         self._models: dict[str, ServedModel] = {}
         for spec in catalog.models:
             info = ModelInfo(spec.served_model_name)
             pool = ReplicaPool(settings, client, Discovery(spec.endpoints, resolver), info, metrics)
-            dispatcher = Dispatcher(pool, connector, settings.llm_retries, metrics)
+            dispatcher = Dispatcher(pool, connector, settings.llm_retries, metrics, tracing)
             health = HealthChecker(pool, info, settings.llm_health_cache_s)
             self._models[spec.name] = ServedModel(spec, info, pool, dispatcher, health)
         self.default = self._models[catalog.default]

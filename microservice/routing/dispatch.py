@@ -9,6 +9,9 @@ run long; the client's budget is spent), and a stream whose first chunk already 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from dataclasses import replace
+
+from opentelemetry.trace import Span
 
 from microservice.calls import Completion, ModelCall
 from microservice.connectors import Connector
@@ -21,6 +24,7 @@ from microservice.errors import (
 from microservice.routing.metrics import RoutingMetrics
 from microservice.routing.pool import ReplicaPool
 from microservice.routing.replica import Replica
+from microservice.tracing import Tracing
 
 
 def retryable(error: ModelServerError) -> bool:
@@ -29,24 +33,38 @@ def retryable(error: ModelServerError) -> bool:
 
 class Dispatcher:
     def __init__(
-        self, pool: ReplicaPool, connector: Connector, retries: int, metrics: RoutingMetrics
+        self,
+        pool: ReplicaPool,
+        connector: Connector,
+        retries: int,
+        metrics: RoutingMetrics,
+        tracing: Tracing,
     ) -> None:
         self._pool = pool
         self._connector = connector
         self._retries = retries
         self._metrics = metrics
+        self._tracing = tracing
+
+    def _attempt(self, call: ModelCall, replica: Replica) -> tuple[ModelCall, Span]:
+        """One try on one replica: its own trace span, which vLLM's spans hang under."""
+        span, headers = self._tracing.client_span(
+            "model server call", replica_url=replica.url, model=str(call.body.get("model"))
+        )
+        return (replace(call, trace_headers=headers) if headers else call), span
 
     async def _replica(
         self, call: ModelCall, tried: set[str], last: ModelServerError | None
     ) -> Replica:
         """The next replica. On a retry with no other replica left (after checking them all
         once more), the last failure stands: one replica behaves as it always did."""
-        if last is None:
-            return await self._pool.acquire(call, tried)
-        try:
-            replica = await self._pool.acquire(call, tried)
-        except NoHealthyReplica:
-            raise last from None
+        with self._tracing.span("queue wait"):
+            if last is None:
+                return await self._pool.acquire(call, tried)
+            try:
+                replica = await self._pool.acquire(call, tried)
+            except NoHealthyReplica:
+                raise last from None
         self._metrics.retries.inc()
         return replica
 
@@ -61,12 +79,15 @@ class Dispatcher:
         last: ModelServerError | None = None
         for _ in range(self._retries + 1):
             replica = await self._replica(call, tried, last)
+            attempt, span = self._attempt(call, replica)
             try:
-                return await self._connector.complete(call, replica.url)
+                return await self._connector.complete(attempt, replica.url)
             except ModelServerError as error:
+                span.set_attribute("error", error.message)
                 self._failed(replica, error, tried)
                 last = error
             finally:
+                span.end()
                 self._pool.release(replica)
         assert last is not None
         raise last
@@ -78,30 +99,38 @@ class Dispatcher:
         last: ModelServerError | None = None
         for _ in range(self._retries + 1):
             replica = await self._replica(call, tried, last)
-            chunks = self._connector.stream(call, replica.url)
+            attempt, span = self._attempt(call, replica)
+            chunks = self._connector.stream(attempt, replica.url)
             try:
                 first = await anext(chunks)
             except ModelServerError as error:
+                span.set_attribute("error", error.message)
+                span.end()
                 await chunks.aclose()
                 self._pool.release(replica)
                 self._failed(replica, error, tried)
                 last = error
                 continue
             except StopAsyncIteration:  # an answer with no chunk at all
+                span.end()
                 self._pool.release(replica)
                 return
             except BaseException:  # cancelled: the client went away while we waited
+                span.end()
                 await chunks.aclose()
                 self._pool.release(replica)
                 raise
+            span.add_event("first token")
             try:
                 yield first
                 async for batch in chunks:
                     yield batch
             except ModelServerError as error:
+                span.set_attribute("error", error.message)
                 self._pool.failed(replica, error, mid_stream=True)
                 raise
             finally:
+                span.end()
                 await chunks.aclose()
                 self._pool.release(replica)
             return

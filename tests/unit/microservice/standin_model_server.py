@@ -104,6 +104,7 @@ class StandinModelServer:
     waiting: int = 0
     kv_cache: float = 0.0
     received: list[dict[str, Any]] = field(default_factory=list)
+    received_headers: list[dict[str, str]] = field(default_factory=list)
     health_calls: int = 0
 
     def handle(self, request: httpx.Request) -> httpx.Response | Awaitable[httpx.Response]:
@@ -118,6 +119,7 @@ class StandinModelServer:
             return httpx.Response(200, json={"object": "list", "data": self.models})
         body = orjson.loads(request.content)
         self.received.append(body)
+        self.received_headers.append(dict(request.headers))
         return self.chat(body)
 
     def metrics_page(self) -> str:
