@@ -4,6 +4,7 @@
 #   ./run_vllm.sh --native         local processes from .venv/, in the foreground; Ctrl-C stops all
 #   ./run_vllm.sh --native --demo  the same on the built-in tiny model, no model hub needed
 #   VLLM_REPLICAS=N ./run_vllm.sh  N vLLM replicas on this host, each on its own cores or cards
+#   LLM_EMBEDDING_MODEL=M ./run_vllm.sh  also an embedding model server (scripts/run_vllm_extras.sh)
 # Configuration: docker/<device>/.env; variables already exported win over the file. The rules
 # live in the services' settings (`python -m <service> --check`); this script asks them and keeps
 # only the shell's part: device detection, the demo's variables, processes, docker compose.
@@ -14,6 +15,9 @@ PYTHON="${ROOT}/.venv/bin/python"
 DEMO_MODEL="${ROOT}/.demo/tiny-model"   # --native --demo: built once, reused afterwards
 DEMO_MODEL_IN_STACK=/data/models/tiny   # --demo (Docker): in the stack's data folder
 OVERRIDE_FILE=replicas.override.yaml    # Docker, VLLM_REPLICAS>1: beside the compose file
+
+# shellcheck source=scripts/run_vllm_extras.sh
+source "${ROOT}/scripts/run_vllm_extras.sh"
 
 die() { printf 'run_vllm.sh: error: %s\n' "$*" >&2; exit 1; }
 info() { printf '{"ts":"%s","level":"info","logger":"run_vllm","msg":"%s"}\n' \
@@ -49,12 +53,17 @@ the HABANA_VISIBLE_DEVICES cards. The microservice waits for all of them and get
 LLM_MODEL_SERVER_ENDPOINT, unless that is exported. Compose: the extra replicas are the
 services of docker/<device>/replicas.override.yaml, written on each start.
 
+LLM_EMBEDDING_MODEL=M (docker/<device>/.env, default empty) also serves M for /v1/embeddings
+on LLM_EMBEDDING_PORT (8009): natively a second model server (VLLM_RUNNER=pooling,
+VLLM_CONVERT=embed), in Compose the embedding profile; the microservice gets it as
+LLM_EMBEDDING_MODEL_NAME and LLM_EMBEDDING_MODEL_SERVER_ENDPOINT, unless those are exported.
+
 Configuration is validated before anything starts, by the services' own settings
 (python -m model_server --check, python -m microservice --check); a wrong value stops it with
 one line. --native validates with .venv/'s Python. Docker mode uses .venv/'s Python when it
 exists, else a host python3 that has pydantic-settings; with neither, the containers validate
-at start, and the script reads only IF_FP8_QUANTIZATION, LLM_USVC_PORT and VLLM_REPLICAS
-(environment, then env file) itself (VLLM_REPLICAS>1 then needs a Python).
+at start, and the script reads only IF_FP8_QUANTIZATION, LLM_USVC_PORT, VLLM_REPLICAS and
+LLM_EMBEDDING_MODEL (environment, then env file) itself (VLLM_REPLICAS>1 then needs a Python).
 
 Environment:
   LLM_DEVICE            cpu | hpu; auto-detected when unset (hpu if a Gaudi is present)
@@ -102,15 +111,17 @@ validating_python() {
 # CONFIG[NAME]=value for every validated setting of both services.
 declare -A CONFIG=()
 
-# Validate one service's configuration with its own settings and read the values back;
-# a wrong value: the service's one line on stderr, and this script exits 2.
+# Validate one service's configuration with its own settings (with the NAME=value words after
+# the module set for the check only) and read the values back; a wrong value: the service's
+# one line on stderr, and this script exits 2.
 check_service() {
-    local python="$1" module="$2" out line
+    local python="$1" module="$2" out line word
     local args=(-m "${module}" --check)
     if [[ -f "${ENV_FILE}" ]]; then
         args+=(--env-file "${ENV_FILE}")
     fi
-    out="$(cd "${ROOT}" && "${python}" "${args[@]}")" || exit 2
+    out="$(cd "${ROOT}" && for word in "${@:3}"; do export "${word?}"; done
+        "${python}" "${args[@]}")" || exit 2
     while IFS= read -r line; do
         if [[ "${line}" == *=* ]]; then
             CONFIG["${line%%=*}"]="${line#*=}"
@@ -121,7 +132,7 @@ check_service() {
 # Docker mode with no Python to ask: the few values this script needs, from the environment,
 # else the env file (the containers validate everything at start).
 read_without_python() {
-    local name line value stack stacks=()
+    local name stack stacks=()
     if [[ ! -f "${ENV_FILE}" ]]; then
         for stack in "${ROOT}"/docker/*/.env; do
             stack="${stack%/.env}"
@@ -130,18 +141,8 @@ read_without_python() {
         printf -v stack '%s, ' "${stacks[@]}"
         die "LLM_DEVICE='${DEVICE}' is not supported (allowed: ${stack%, })"
     fi
-    for name in IF_FP8_QUANTIZATION LLM_USVC_PORT VLLM_REPLICAS; do
-        if [[ -n "${!name:-}" ]]; then
-            value="${!name}"
-        else
-            value=""
-            while IFS= read -r line || [[ -n "${line}" ]]; do
-                if [[ "${line}" =~ ^[[:space:]]*(export[[:space:]]+)?${name}=[\"\']?([^\"\']*) ]]; then
-                    value="${BASH_REMATCH[2]}"
-                fi
-            done < "${ENV_FILE}"
-        fi
-        CONFIG["${name}"]="${value%%[[:space:]]*}"
+    for name in IF_FP8_QUANTIZATION LLM_USVC_PORT VLLM_REPLICAS LLM_EMBEDDING_MODEL; do
+        CONFIG["${name}"]="$(env_or_file "${name}")"
     done
     if [[ "${CONFIG[IF_FP8_QUANTIZATION],,}" =~ ^(true|1|yes|on)$ ]]; then
         CONFIG[IF_FP8_QUANTIZATION]=true
@@ -265,8 +266,13 @@ run_native() {
             printf 'model server %d/%d: %s\n  vLLM: ' $((index + 1)) "${count}" "$(shell_line "${CMD[@]}")"
             "${CMD[@]}" --dry-run || exit 2
         done
-        printf 'LLM microservice: %s\n' "$(shell_line \
-            "LLM_MODEL_SERVER_ENDPOINT=${LLM_MODEL_SERVER_ENDPOINT:-${CONFIG[LLM_MODEL_SERVER_ENDPOINT]}}" \
+        embedding_dry_run
+        local usvc_env=("LLM_MODEL_SERVER_ENDPOINT=${LLM_MODEL_SERVER_ENDPOINT:-${CONFIG[LLM_MODEL_SERVER_ENDPOINT]}}")
+        if embedding_enabled; then
+            usvc_env+=("LLM_EMBEDDING_MODEL_NAME=${CONFIG[LLM_EMBEDDING_MODEL_NAME]}"
+                "LLM_EMBEDDING_MODEL_SERVER_ENDPOINT=${CONFIG[LLM_EMBEDDING_MODEL_SERVER_ENDPOINT]}")
+        fi
+        printf 'LLM microservice: %s\n' "$(shell_line "${usvc_env[@]}" \
             "${PYTHON}" -m microservice --env-file "${ENV_FILE}")"
         return 0
     fi
@@ -305,6 +311,7 @@ run_native() {
             kill -KILL -- "-${pid}" 2>/dev/null || true
             wait "${pid}" 2>/dev/null || true
         done
+        embedding_cleanup
     }
     trap 'stop_all; exit 130' INT
     trap 'stop_all; exit 143' TERM
@@ -322,11 +329,15 @@ run_native() {
         setsid "${CMD[@]}" &
         pids+=("$!")
     done
+    embedding_start
 
-    # Every replica healthy, then the microservice; any process gone meanwhile ends it all.
-    local line healthy=true
-    for line in "${replicas[@]}"; do
-        wait_for "${line%% *}/health" || { healthy=false; break; }
+    # Every model server healthy, then the microservice; any process gone meanwhile ends it all.
+    local line healthy=true urls=("${replicas[@]%% *}")
+    if embedding_enabled; then
+        urls+=("$(embedding_url)")
+    fi
+    for line in "${urls[@]}"; do
+        wait_for "${line}/health" || { healthy=false; break; }
     done
     if [[ "${healthy}" == true ]]; then
         info "starting LLM microservice (${CONFIG[LLM_CONNECTOR]}) on port ${CONFIG[LLM_USVC_PORT]}"
@@ -364,6 +375,9 @@ run_docker() {
     if [[ "${CONFIG[IF_FP8_QUANTIZATION]}" == true ]]; then
         profile=(--profile fp8)
     fi
+    if embedding_enabled; then
+        profile+=(--profile embedding)
+    fi
     # The HF cache (compose mounts LLM_DATA_DIR, default data/ beside the compose file).
     local data="${LLM_DATA_DIR:-data}"
     [[ "${data}" == /* ]] || data="${stack}/${data}"
@@ -392,8 +406,8 @@ run_docker() {
         "${compose[@]}" "${files[@]}" run --rm --build --entrypoint python3 llm-vllm-model-server \
             -m model_server.tiny_model "${DEMO_MODEL_IN_STACK}" --if-missing
     fi
-    info "starting the ${DEVICE} stack on the tiny model: ${compose[*]} ${up[*]} --wait"
-    "${compose[@]}" "${files[@]}" "${up[@]}" --wait
+    info "starting the ${DEVICE} stack on the tiny model: ${compose[*]} ${profile[*]} ${up[*]} --wait"
+    "${compose[@]}" "${profile[@]}" "${files[@]}" "${up[@]}" --wait
     print_requests "${CONFIG[LLM_USVC_PORT]}"
 }
 
@@ -445,7 +459,10 @@ if [[ -n "${CHECK_PYTHON}" ]]; then
     if [[ "${DEMO}" == true && -z "${LLM_MODEL_SERVER_ENDPOINT:-}" ]]; then
         export LLM_MODEL_SERVER_ENDPOINT="http://127.0.0.1:${CONFIG[LLM_VLLM_PORT]}"
     fi
-    check_service "${CHECK_PYTHON}" microservice
+    embedding_prepare
+    mapfile -t usvc_check < <(usvc_check_env)
+    check_service "${CHECK_PYTHON}" microservice "${usvc_check[@]}"
+    embedding_check_usvc_port
     [[ -f "${ENV_FILE}" ]] || die "missing configuration file ${ENV_FILE}"
     if ((CONFIG[VLLM_REPLICAS] > 1 && CONFIG[LLM_USVC_PORT] >= CONFIG[LLM_VLLM_PORT]
         && CONFIG[LLM_USVC_PORT] < CONFIG[LLM_VLLM_PORT] + CONFIG[VLLM_REPLICAS])); then

@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def vllm_env(model: str, port: int, hf_home: Path) -> dict[str, str]:
-    """vLLM CPU on loopback, offline, with a small fixed KV cache (the tiny model needs 1 GiB)."""
+def vllm_env(model: str, port: int, hf_home: Path, **extra: str) -> dict[str, str]:
+    """vLLM CPU on loopback, offline, with a small fixed KV cache (the tiny model needs 1 GiB);
+    ``extra`` overrides any variable."""
     return {
         "LLM_DEVICE": "cpu",
         "LLM_VLLM_MODEL_NAME": model,
@@ -17,6 +18,7 @@ def vllm_env(model: str, port: int, hf_home: Path) -> dict[str, str]:
         "VLLM_MAX_MODEL_LEN": "512",
         "HF_HUB_OFFLINE": "1",
         "HF_HOME": str(hf_home),
+        **extra,
     }
 
 

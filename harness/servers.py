@@ -24,10 +24,11 @@ VLLM_LOAD_TIMEOUT_S = 300
 
 
 @contextlib.contextmanager
-def vllm(model: str, hf_home: Path, log_path: Path) -> Iterator[Server]:
-    """vLLM CPU on ``model``; yields once ``/health`` answers (loading takes 20-60 s)."""
+def vllm(model: str, hf_home: Path, log_path: Path, **extra_env: str) -> Iterator[Server]:
+    """vLLM CPU on ``model``; yields once ``/health`` answers (loading takes 20-60 s).
+    ``extra_env`` overrides any variable, e.g. ``VLLM_RUNNER="pooling"`` for an embedding server."""
     port = free_port()
-    env = vllm_env(model, port, hf_home)
+    env = vllm_env(model, port, hf_home, **extra_env)
     args = python_module("model_server")
     with running(args, env, port, log_path, "/health", VLLM_LOAD_TIMEOUT_S) as server:
         yield server

@@ -49,14 +49,23 @@ def _common_args(s: ModelServerSettings) -> list[str]:
         "--dtype", s.vllm_dtype,
     ]  # fmt: skip
     optional = {
+        "--runner": None if s.vllm_runner == "auto" else s.vllm_runner,
+        "--convert": None if s.vllm_convert == "auto" else s.vllm_convert,
         "--max-num-seqs": s.vllm_max_num_seqs,
         "--tensor-parallel-size": s.vllm_tp_size,
         "--pipeline-parallel-size": s.vllm_pp_size,
         "--max-model-len": s.vllm_max_model_len,
+        "--otlp-traces-endpoint": s.otlp_traces_endpoint,
     }
     for flag, value in optional.items():
         if value is not None:
             args += [flag, str(value)]
+    if s.vllm_enforce_eager:
+        args.append("--enforce-eager")
+    if s.vllm_json_compact:
+        # vLLM accepts the option only with a named backend; xgrammar is its default one
+        compact = '{"backend": "xgrammar", "disable_any_whitespace": true}'
+        args += ["--structured-outputs-config", compact]
     return args
 
 
@@ -66,6 +75,9 @@ def _common_env(s: ModelServerSettings) -> dict[str, str]:
         env["HF_TOKEN"] = s.hf_token.get_secret_value()
     if s.omp_num_threads is not None:
         env["OMP_NUM_THREADS"] = str(s.omp_num_threads)
+    if s.otel_exporter_otlp_endpoint is not None:
+        # vLLM picks its exporter from this variable alone and defaults to grpc.
+        env["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] = s.otel_exporter_otlp_protocol
     return env
 
 

@@ -8,6 +8,7 @@ from them (``make docs``).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +20,12 @@ from common.constants import DEFAULT_MODEL, QUANT_CONFIG_FILE, default_quant_con
 
 Device = Literal["cpu", "hpu"]
 Dtype = Literal["auto", "bfloat16", "float16", "half", "float32", "float"]
+# vLLM 0.32's `--runner` and `--convert` choices (vllm/config/model.py), less `draft`, which is
+# for speculative-decoding draft models and not served on its own.
+Runner = Literal["auto", "generate", "pooling"]
+Convert = Literal["auto", "none", "embed", "classify"]
+OtlpProtocol = Literal["http/protobuf", "grpc"]
+OTLP_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 
 
 class ModelServerSettings(BaseSettings):
@@ -59,6 +66,48 @@ class ModelServerSettings(BaseSettings):
         "`VLLM_CPU_OMP_THREADS_BIND` and the process's CPU affinity; HPU, its own group of the "
         "`HABANA_VISIBLE_DEVICES` cards. The microservice routes over all of them. Read by "
         "`run_vllm.sh` only: one `python -m model_server` (one container) is one replica.",
+    )
+    vllm_runner: Runner = Field(
+        "auto",
+        description="What vLLM runs the model for (`--runner`): `generate` (chat and "
+        "completions), `pooling` (embeddings or classification; `/v1/embeddings`, no chat); "
+        "`auto` lets vLLM choose from the model's architecture.",
+    )
+    vllm_convert: Convert = Field(
+        "auto",
+        description="Adapter that turns a model into another kind (`--convert`): `embed` or "
+        "`classify` serve a text-generation model as a pooling model (with "
+        "`VLLM_RUNNER=pooling`), `none` serves it as it is; `auto` lets vLLM choose.",
+    )
+    llm_embedding_model: str | None = Field(
+        None,
+        min_length=1,
+        description="An embedding model to serve beside the chat model: a Hugging Face model "
+        "id or a local folder. Read by `run_vllm.sh` (it then starts a second model server "
+        "with `VLLM_RUNNER=pooling` and `VLLM_CONVERT=embed`, natively or as the Compose "
+        "`embedding` profile's `vllm-embedding` service) and by that service as its "
+        "`LLM_VLLM_MODEL_NAME`; unset: no embedding model.",
+    )
+    llm_embedding_port: int = Field(
+        8009,
+        ge=1,
+        le=65535,
+        description="TCP port of the embedding model's server, when `LLM_EMBEDDING_MODEL` is "
+        "set; the microservice's `LLM_EMBEDDING_MODEL_SERVER_ENDPOINT` points at it. Read by "
+        "`run_vllm.sh` and Compose, as that server's `LLM_VLLM_PORT`.",
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        None,
+        description="OpenTelemetry collector that vLLM exports its request traces to: an "
+        "`http(s)://host:port` base URL, the microservice's too (e.g. "
+        "`http://otel-collector:4318`); rendered as "
+        "`--otlp-traces-endpoint`, with `/v1/traces` added for `http/protobuf`. Unset: vLLM "
+        "exports no traces.",
+    )
+    otel_exporter_otlp_protocol: OtlpProtocol = Field(
+        "http/protobuf",
+        description="OTLP protocol of that collector: `http/protobuf` (port 4318 usually) or "
+        "`grpc` (port 4317 usually); given to vLLM as `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`.",
     )
     hf_token: SecretStr | None = Field(
         None,
@@ -122,6 +171,18 @@ class ModelServerSettings(BaseSettings):
         description="OpenMP threads per vLLM worker (`OMP_NUM_THREADS`); unset: the OpenMP "
         "runtime's default.",
     )
+    vllm_enforce_eager: bool = Field(
+        False,
+        description="`true`: run the model eagerly (`--enforce-eager`: no compiled graphs), "
+        "which starts much faster and serves slower; for tests, demos and debugging.",
+    )
+    vllm_json_compact: bool = Field(
+        False,
+        description="`true`: structured outputs (`response_format` `json_schema` / "
+        "`json_object`) allow no whitespace between JSON tokens "
+        "(`--structured-outputs-config` `disable_any_whitespace`, with vLLM's xgrammar "
+        "backend), so a weak or small model cannot pad its JSON with blanks until `max_tokens`.",
+    )
     vllm_skip_warmup: bool | None = Field(
         None,
         description="HPU only: `true` skips the graph warm-up (faster start, slower first "
@@ -161,8 +222,17 @@ class ModelServerSettings(BaseSettings):
         "`<HF_HOME>/inc/<model basename>/" + QUANT_CONFIG_FILE + "`, where the FP8 job writes it.",
     )
 
-    _lowercase = field_validator("llm_device", "vllm_dtype", mode="before")(lowercase)
+    _lowercase = field_validator(
+        "llm_device",
+        "vllm_dtype",
+        "vllm_runner",
+        "vllm_convert",
+        "otel_exporter_otlp_protocol",
+        mode="before",
+    )(lowercase)
     _booleans = field_validator(
+        "vllm_enforce_eager",
+        "vllm_json_compact",
         "vllm_cpu_preload",
         "vllm_skip_warmup",
         "pt_hpu_enable_lazy_collectives",
@@ -170,13 +240,43 @@ class ModelServerSettings(BaseSettings):
         mode="before",
     )(strict_bool)
 
+    @field_validator("otel_exporter_otlp_endpoint", mode="after")
+    @classmethod
+    def _otlp_url(cls, value: str | None) -> str | None:
+        """vLLM checks the endpoint only when it exports its first spans: check it at start."""
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        if not OTLP_URL.match(value):
+            raise ValueError("give the collector's base URL, http(s)://host:port")
+        return value
+
     @model_validator(mode="after")
     def _device_rules(self) -> ModelServerSettings:
         if self.if_fp8_quantization and self.llm_device != "hpu":
             raise ValueError(
                 "IF_FP8_QUANTIZATION=true needs LLM_DEVICE=hpu (vLLM has no FP8 INC kernels on CPU)"
             )
+        if self.vllm_runner == "pooling" and "llm_vllm_model_name" not in self.model_fields_set:
+            raise ValueError(
+                "VLLM_RUNNER=pooling needs LLM_VLLM_MODEL_NAME (the default model is a chat "
+                "model); the Compose embedding profile takes it from LLM_EMBEDDING_MODEL"
+            )
+        if self.vllm_runner == "generate" and self.vllm_convert in ("embed", "classify"):
+            raise ValueError(
+                f"VLLM_CONVERT={self.vllm_convert} makes a pooling model: it needs "
+                "VLLM_RUNNER=pooling (or auto), not generate"
+            )
         return self
+
+    @property
+    def otlp_traces_endpoint(self) -> str | None:
+        """The URL vLLM's exporter is given as it is: OTLP/HTTP needs the full traces path
+        (the SDK appends it only to an endpoint read from the environment), gRPC the base."""
+        base = self.otel_exporter_otlp_endpoint
+        if base is None or self.otel_exporter_otlp_protocol == "grpc":
+            return base
+        return base if base.endswith("/v1/traces") else base + "/v1/traces"
 
     @property
     def resolved_quant_config(self) -> Path:

@@ -11,7 +11,17 @@ from harness import servers
 from harness.processes import Server
 
 # Variables that would leak the developer's own configuration into the tests.
-CONFIG_PREFIXES = ("LLM_", "VLLM_", "HF_", "HABANA_", "PT_HPU_", "QUANT_CONFIG", "IF_FP8", "FP8_")
+CONFIG_PREFIXES = (
+    "LLM_",
+    "VLLM_",
+    "HF_",
+    "HABANA_",
+    "PT_HPU_",
+    "QUANT_CONFIG",
+    "IF_FP8",
+    "FP8_",
+    "OTEL_",
+)
 
 
 @pytest.fixture
@@ -37,5 +47,21 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def vllm_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A real vLLM CPU server on the tiny model, started through ``python -m model_server``."""
     hf_home = tmp_path_factory.mktemp("hf-home")
-    with servers.vllm(str(tiny_model), hf_home, Path("test-logs") / "vllm-server.log") as server:
+    log_path = Path("test-logs") / "vllm-server.log"
+    # compact JSON: the random-weight model would pad structured outputs with blanks
+    with servers.vllm(str(tiny_model), hf_home, log_path, VLLM_JSON_COMPACT="true") as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def vllm_embedding_server(
+    tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """The tiny model served for embeddings (``VLLM_RUNNER=pooling``, ``VLLM_CONVERT=embed``)
+    by a second real vLLM CPU server, started through ``python -m model_server``."""
+    hf_home = tmp_path_factory.mktemp("hf-home-embedding")
+    log_path = Path("test-logs") / "vllm-embedding-server.log"
+    # eager: no graph compilation, so this second server boots in seconds, not minutes
+    embedding = {"VLLM_RUNNER": "pooling", "VLLM_CONVERT": "embed", "VLLM_ENFORCE_EAGER": "true"}
+    with servers.vllm(str(tiny_model), hf_home, log_path, **embedding) as server:
         yield server

@@ -32,15 +32,20 @@ Services = Mapping[str, type[BaseSettings]]
 # Per stack: the compose profiles that start every service, and which settings each service reads.
 STACK_SERVICES: dict[str, tuple[tuple[str, ...], Services]] = {
     "cpu": (
-        (),
-        {"llm-vllm-model-server": ModelServerSettings, "llm-usvc": MicroserviceSettings},
+        ("embedding",),
+        {
+            "llm-vllm-model-server": ModelServerSettings,
+            "llm-usvc": MicroserviceSettings,
+            "vllm-embedding": ModelServerSettings,
+        },
     ),
     "hpu": (
-        ("fp8",),
+        ("fp8", "embedding"),
         {
             "llm-vllm-model-server": ModelServerSettings,
             "llm-usvc": MicroserviceSettings,
             "fp8-quant": Fp8Settings,
+            "vllm-embedding": ModelServerSettings,
         },
     ),
 }
@@ -63,12 +68,45 @@ FIXED: dict[tuple[str, str], dict[str, tuple[str, str]]] = {
     },
 }
 
+# The embedding profile's model server: the chat one (Compose `extends`), but for these.
+EMBEDDING_FIXED = {
+    "VLLM_RUNNER": ("pooling", "the embedding server runs its model for pooling"),
+    "VLLM_CONVERT": ("embed", "an embedding model, or a chat model adapted into one"),
+    **{
+        name: ("", "the chat model's sizing is not the embedding model's: vLLM's default")
+        for name in ("VLLM_MAX_NUM_SEQS", "VLLM_TP_SIZE", "VLLM_PP_SIZE", "VLLM_MAX_MODEL_LEN")
+    },
+    "VLLM_JSON_COMPACT": ("", "structured outputs are the chat model's"),
+}
+for _stack in ("cpu", "hpu"):
+    FIXED[(_stack, "vllm-embedding")] = {
+        **FIXED[(_stack, "llm-vllm-model-server")],
+        **EMBEDDING_FIXED,
+    }
+FIXED[("hpu", "vllm-embedding")] |= {
+    "IF_FP8_QUANTIZATION": ("false", "the FP8 measurements are the chat model's"),
+    "QUANT_CONFIG": ("", "the FP8 measurements are the chat model's"),
+}
+
+# Settings a compose file passes from another variable: (stack, service) -> {NAME: (SOURCE,
+# reason)}; NAME must arrive with the value given to SOURCE.
+FROM_VARIABLE: dict[tuple[str, str], dict[str, tuple[str, str]]] = {
+    (stack, "vllm-embedding"): {
+        "LLM_VLLM_MODEL_NAME": ("LLM_EMBEDDING_MODEL", "the embedding server's model"),
+        "LLM_VLLM_PORT": ("LLM_EMBEDDING_PORT", "the embedding server's port"),
+    }
+    for stack in ("cpu", "hpu")
+}
+
 HPU_ONLY = "HPU only: a Gaudi runtime setting that the CPU render ignores"
 CPU_ONLY = "CPU only: a vLLM CPU setting that the HPU render ignores"
 # Read by run_vllm.sh, not by a container: listed in .env, passed to no service.
 FOR_RUN_VLLM = {
     "VLLM_REPLICAS": "run_vllm.sh starts one model-server service per replica (the generated "
     "replicas.override.yaml); one container is one replica",
+    "LLM_EMBEDDING_MODEL": "run_vllm.sh enables the embedding profile with it; the "
+    "vllm-embedding service gets it as its LLM_VLLM_MODEL_NAME",
+    "LLM_EMBEDDING_PORT": "the vllm-embedding service gets it as its LLM_VLLM_PORT",
 }
 
 # Settings the compose file does not pass, on purpose: (stack, service) -> {NAME: reason}.
@@ -91,6 +129,12 @@ NOT_PASSED: dict[tuple[str, str], dict[str, str]] = {
         **FOR_RUN_VLLM,
     },
 }
+for _stack in ("cpu", "hpu"):
+    NOT_PASSED[(_stack, "vllm-embedding")] = {
+        name: reason
+        for name, reason in NOT_PASSED[(_stack, "llm-vllm-model-server")].items()
+        if name not in FIXED[(_stack, "vllm-embedding")]
+    }
 
 # Compose interpolation is case-sensitive: these variables keep their own spelling (Open MPI's,
 # kept from upstream) in .env and compose; the settings read any case.
@@ -98,8 +142,16 @@ SPELLING = {
     "ompi_mca_btl_vader_single_copy_mechanism": "OMPI_MCA_btl_vader_single_copy_mechanism",
 }
 
-# Values that a generic distinctive value would not satisfy (a pattern).
-SPECIAL_VALUES = {"llm_model_server_endpoint": "http://model-server.test:18008/base"}
+# Values that a generic distinctive value would not satisfy (a pattern, a file that is read at
+# start: the examples of docker/usvc-config/, which this also shows valid).
+USVC_CONFIG = REPO_ROOT / "docker" / "usvc-config"
+SPECIAL_VALUES = {
+    "llm_model_server_endpoint": "http://model-server.test:18008/base",
+    "llm_embedding_model_server_endpoint": "http://embedding-server.test:18009",
+    "otel_exporter_otlp_endpoint": "http://otel-collector.test:14318",
+    "llm_models_file": str(USVC_CONFIG / "models.example.yaml"),
+    "llm_api_keys_file": str(USVC_CONFIG / "api-keys.example.yaml"),
+}
 
 
 def env_name(field_name: str) -> str:
@@ -187,9 +239,11 @@ def stack_problems(
     for service, settings in services.items():
         fixed = FIXED.get((stack, service), {})
         left_out = NOT_PASSED.get((stack, service), {})
+        renamed = FROM_VARIABLE.get((stack, service), {})
         expected = {env_name(n): values[env_name(n)] for n in settings.model_fields}
         expected = {k: v for k, v in expected.items() if k not in fixed and k not in left_out}
         expected |= {name: value for name, (value, _) in fixed.items()}
+        expected |= {name: values[source] for name, (source, _) in renamed.items()}
         found = checks.environment_problems(config, service, expected, left_out)
         problems.append((service, found))
     return problems
@@ -237,7 +291,7 @@ def test_the_env_file_lists_every_variable_compose_passes(stack: str) -> None:
 
 
 def test_every_exception_names_a_setting_of_its_service() -> None:
-    for exceptions in (FIXED, NOT_PASSED):
+    for exceptions in (FIXED, NOT_PASSED, FROM_VARIABLE):
         for (stack, service), names in exceptions.items():
             settings = STACK_SERVICES[stack][1][service]
             known = {env_name(name) for name in settings.model_fields}
@@ -264,6 +318,7 @@ def test_fails_when_compose_drops_a_variable(tmp_path: Path) -> None:
     assert problems == {
         "llm-vllm-model-server": [],
         "llm-usvc": ["llm-usvc: LLM_USVC_WORKERS is not passed"],
+        "vllm-embedding": [],
     }
 
 

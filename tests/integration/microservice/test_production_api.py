@@ -6,6 +6,7 @@ two microservice processes."""
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 import struct
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jsonschema
 import openai
 import pytest
 
@@ -90,7 +92,8 @@ def test_completions_pass_echo_logprobs_n_stop_through(
     params: dict[str, Any] = {
         "prompt": "The cat",
         "max_tokens": 8,
-        "temperature": 0,
+        "temperature": 1.0,  # n > 1 needs sampling; the seed makes it repeatable
+        "seed": 11,
         "echo": True,
         "logprobs": 2,
         "n": 2,
@@ -140,6 +143,7 @@ def test_chat_options_pass_through(client: openai.OpenAI) -> None:
         model="chat",
         messages=[{"role": "user", "content": "hi"}],
         max_tokens=4,
+        temperature=1.0,
         n=2,
         seed=7,
         logprobs=True,
@@ -186,3 +190,26 @@ def test_limits_hold_across_two_microservices_through_redis(
             assert health["rate_limits"]["backend"] == "local"
             assert "redis" in health["rate_limits"]["reason"]
             assert KEY not in httpx.get(a.base_url + "/metrics", timeout=30).text
+
+
+def test_json_schema_answer_parses_and_validates(client: openai.OpenAI) -> None:
+    """vLLM's guided decoding through the microservice (the server runs with compact JSON:
+    the random-weight model would otherwise pad with blanks until max_tokens)."""
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string", "maxLength": 8}, "age": {"type": "integer"}},
+        "required": ["name", "age"],
+        "additionalProperties": False,
+    }
+    answer = client.chat.completions.create(
+        model="chat",
+        messages=[{"role": "user", "content": "A person as JSON."}],
+        max_tokens=120,
+        temperature=0,
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "person", "schema": schema},
+        },
+    )
+    text = answer.choices[0].message.content or ""
+    jsonschema.validate(json.loads(text), schema)
