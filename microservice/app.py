@@ -21,6 +21,7 @@ from microservice.logs import get_logger
 from microservice.metrics import Metrics
 from microservice.middleware import RequestContext
 from microservice.model_server_client import make_client
+from microservice.openai_api import install_openapi
 from microservice.routes import router
 from microservice.routing.discovery import Resolver, system_resolver
 from microservice.served import ServedModels
@@ -80,5 +81,6 @@ def create_app(
     )
     errors.install(app)
     app.include_router(router)
+    install_openapi(app)
     app.add_middleware(RequestContext, metrics=metrics, tracing=tracing)
     return app
