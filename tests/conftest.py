@@ -9,6 +9,7 @@ import pytest
 
 from harness import servers
 from harness.processes import Server
+from tests.otlp_receiver import OtlpReceiver
 
 # Variables that would leak the developer's own configuration into the tests.
 CONFIG_PREFIXES = (
@@ -44,12 +45,26 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def vllm_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def otlp_receiver() -> Iterator[OtlpReceiver]:
+    """The session's OTLP collector STAND-IN (tests/otlp_receiver.py), which the session's vLLM
+    exports its request spans to, so a test can see a trace continue into vLLM."""
+    with OtlpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="session")
+def vllm_server(
+    tiny_model: Path, tmp_path_factory: pytest.TempPathFactory, otlp_receiver: OtlpReceiver
+) -> Iterator[Server]:
     """A real vLLM CPU server on the tiny model, started through ``python -m model_server``."""
     hf_home = tmp_path_factory.mktemp("hf-home")
     log_path = Path("test-logs") / "vllm-server.log"
-    # compact JSON: the random-weight model would pad structured outputs with blanks
-    with servers.vllm(str(tiny_model), hf_home, log_path, VLLM_JSON_COMPACT="true") as server:
+    env = {
+        # compact JSON: the random-weight model would pad structured outputs with blanks
+        "VLLM_JSON_COMPACT": "true",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint,
+    }
+    with servers.vllm(str(tiny_model), hf_home, log_path, **env) as server:
         yield server
 
 

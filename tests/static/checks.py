@@ -25,7 +25,13 @@ DOCKERFILES = (
 )
 # One-shot jobs exit when done: no HEALTHCHECK.
 ONE_SHOT_DOCKERFILES = frozenset({"fp8_quant/Dockerfile"})
-SHELL_SCRIPTS = ("run_vllm.sh", "scripts/docker_engine.sh", "scripts/bootstrap_venv.sh")
+SHELL_SCRIPTS = (
+    "run_vllm.sh",
+    "scripts/run_vllm_extras.sh",
+    "scripts/docker_engine.sh",
+    "scripts/bootstrap_venv.sh",
+    "scripts/install_test_services.sh",
+)
 YAMLLINT_CONFIG = REPO_ROOT / ".yamllint.yaml"
 
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?message}, ${NAME?message}, ${NAME:+x}

@@ -157,7 +157,8 @@ def test_undefined_variable_check_fails_on_a_broken_copy(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_every_service_healthy_dependency_has_a_healthcheck(stack: str) -> None:
-    config = checks.rendered(*stack_files(stack), profiles=("fp8",) if stack == "hpu" else ())
+    profiles = ("fp8", "embedding") if stack == "hpu" else ("embedding",)
+    config = checks.rendered(*stack_files(stack), profiles=profiles)
     assert checks.healthy_dependencies_without_healthcheck(config) == []
     assert checks.long_running_without_healthcheck(config) == []
 

@@ -21,6 +21,7 @@ import pytest
 from harness.processes import Server
 from harness.redis import redis_server
 from tests.integration.microservice.conftest import microservice
+from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 pytestmark = pytest.mark.integration
 
@@ -213,3 +214,36 @@ def test_json_schema_answer_parses_and_validates(client: openai.OpenAI) -> None:
     )
     text = answer.choices[0].message.content or ""
     jsonschema.validate(json.loads(text), schema)
+
+
+def test_a_clients_trace_continues_into_vllm(
+    otlp_receiver: OtlpReceiver, vllm_server: Server, tiny_model: Path
+) -> None:
+    """The session's vLLM exports its spans to the same collector stand-in: vLLM's span of the
+    request must be a child of our model-server-call span, in the client's trace."""
+    trace_id, client_span = secrets.token_hex(16), secrets.token_hex(8)
+    body = {"model": str(tiny_model), "messages": [{"role": "user", "content": "hi"}]}
+    tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint}
+    with microservice("tracing", vllm_server.base_url, str(tiny_model), **tracing) as usvc:
+        answer = httpx.post(
+            usvc.base_url + "/v1/chat/completions",
+            json={**body, "max_tokens": 2},
+            headers={"traceparent": f"00-{trace_id}-{client_span}-01"},
+            timeout=60,
+        )
+        assert answer.status_code == 200
+    # stopping the microservice flushed its spans; vLLM exports within its batch delay
+
+    def complete(spans: list[ReceivedSpan]) -> bool:
+        ours = [s for s in spans if s.trace_id == trace_id]
+        return any(s.name == "model server call" for s in ours) and any(
+            s.service_name != "llm-microservice" for s in ours
+        )
+
+    spans = [s for s in otlp_receiver.wait_for(complete, timeout=60) if s.trace_id == trace_id]
+    [request] = [s for s in spans if s.name == "POST /v1/chat/completions"]
+    [call] = [s for s in spans if s.name == "model server call"]
+    vllm_spans = [s for s in spans if s.service_name != "llm-microservice"]
+    assert request.parent_span_id == client_span
+    assert call.parent_span_id == request.span_id
+    assert [s.parent_span_id for s in vllm_spans] == [call.span_id]
