@@ -40,6 +40,15 @@ class CompletionRequest(BaseModel):
     def wants_usage_chunk(self) -> bool:
         return bool(self.stream_options and self.stream_options.get("include_usage"))
 
+    def check_tokens(self, model_max_len: int | None) -> None:
+        """Refuse a budget the model can never give (vLLM would, less clearly)."""
+        if model_max_len is not None and self.max_tokens and self.max_tokens > model_max_len:
+            raise RequestInvalid(
+                f"max_tokens: {self.max_tokens} is over the model's context length of "
+                f"{model_max_len} tokens",
+                param="max_tokens",
+            )
+
     def to_model_server(self, model: str, ids: RequestIds) -> ModelCall:
         body = self.model_dump(exclude_unset=True)
         body["model"] = model
@@ -56,6 +65,13 @@ class EmbeddingRequest(BaseModel):
     encoding_format: Literal["float", "base64"] = "float"
 
     _input = field_validator("input")(_not_empty)
+
+    @property
+    def wants_usage_chunk(self) -> bool:
+        return False  # never streamed
+
+    def check_tokens(self, model_max_len: int | None) -> None:
+        """vLLM refuses an input over the context itself, naming it."""
 
     def to_model_server(self, model: str, ids: RequestIds) -> ModelCall:
         body = self.model_dump(exclude_unset=True)
@@ -75,13 +91,3 @@ def parse_embedding(data: dict[str, Any]) -> EmbeddingRequest:
         return EmbeddingRequest.model_validate(data)
     except ValidationError as error:
         raise from_validation(error) from None
-
-
-def check_completion_tokens(request: CompletionRequest, model_max_len: int | None) -> None:
-    """Refuse a budget the model can never give (vLLM would, less clearly)."""
-    if model_max_len is not None and request.max_tokens and request.max_tokens > model_max_len:
-        raise RequestInvalid(
-            f"max_tokens: {request.max_tokens} is over the model's context length of "
-            f"{model_max_len} tokens",
-            param="max_tokens",
-        )

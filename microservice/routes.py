@@ -17,8 +17,14 @@ from fastapi.responses import Response
 from microservice import opea, openai_form
 from microservice.auth.guard import Caller
 from microservice.calls import RequestIds
+from microservice.catalog import ModelKind
 from microservice.errors import BodyTooLarge
-from microservice.openai_schemas import check_completion_tokens, parse_completion, parse_embedding
+from microservice.openai_schemas import (
+    CompletionRequest,
+    EmbeddingRequest,
+    parse_completion,
+    parse_embedding,
+)
 from microservice.schemas import OpeaRequest, check_max_tokens, parse_json, parse_request
 from microservice.served import ServedModel
 from microservice.state import ServiceState, StateDep
@@ -64,8 +70,7 @@ def _ids(request: Request) -> RequestIds:
 async def chat_completions(request: Request, state: StateDep) -> Response:
     caller = state.guard.identify(request.headers.get("authorization"))
     chat = parse_request(await _json_body(request, state))
-    is_opea = isinstance(chat, OpeaRequest)
-    served = state.models.get(None if is_opea else chat.model, "chat")  # type: ignore[union-attr]
+    served = state.models.get(None if isinstance(chat, OpeaRequest) else chat.model, "chat")
     await _admit(request, state, caller, served)
     max_model_len = await served.learn_context_length()
     check_max_tokens(chat, max_model_len)
@@ -77,27 +82,36 @@ async def chat_completions(request: Request, state: StateDep) -> Response:
     )
 
 
+async def _relayed(
+    request: Request,
+    state: ServiceState,
+    caller: Caller,
+    openai: CompletionRequest | EmbeddingRequest,
+    kind: ModelKind,
+    form: str,
+) -> Response:
+    """Completions and embeddings: vLLM's answer passed through."""
+    served = state.models.get(openai.model, kind)
+    await _admit(request, state, caller, served)
+    openai.check_tokens(await served.learn_context_length())
+    call = openai.to_model_server(served.served_name, _ids(request))
+    return await openai_form.relay(
+        state, request, served, call, caller, form, openai.wants_usage_chunk
+    )
+
+
 @router.post("/v1/completions")
 async def completions(request: Request, state: StateDep) -> Response:
     caller = state.guard.identify(request.headers.get("authorization"))
     completion = parse_completion(await _json_body(request, state))
-    served = state.models.get(completion.model, "chat")
-    await _admit(request, state, caller, served)
-    check_completion_tokens(completion, await served.learn_context_length())
-    call = completion.to_model_server(served.served_name, _ids(request))
-    return await openai_form.relay(
-        state, request, served, call, caller, "completions", completion.wants_usage_chunk
-    )
+    return await _relayed(request, state, caller, completion, "chat", "completions")
 
 
 @router.post("/v1/embeddings")
 async def embeddings(request: Request, state: StateDep) -> Response:
     caller = state.guard.identify(request.headers.get("authorization"))
     embedding = parse_embedding(await _json_body(request, state))
-    served = state.models.get(embedding.model, "embedding")
-    await _admit(request, state, caller, served)
-    call = embedding.to_model_server(served.served_name, _ids(request))
-    return await openai_form.relay(state, request, served, call, caller, "embeddings")
+    return await _relayed(request, state, caller, embedding, "embedding", "embeddings")
 
 
 @router.get("/v1/models")
