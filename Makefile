@@ -47,4 +47,4 @@ docs: venv
 	$(PY) scripts/gen_config_docs.py
 
 clean:
-	rm -rf $(VENV) test-logs .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) test-logs .pytest_cache .mypy_cache .ruff_cache .hypothesis

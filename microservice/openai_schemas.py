@@ -52,6 +52,8 @@ class CompletionRequest(BaseModel):
     def to_model_server(self, model: str, ids: RequestIds) -> ModelCall:
         body = self.model_dump(exclude_unset=True)
         body["model"] = model
+        if body.get("n", 1) is None:
+            del body["n"]  # OpenAI allows null (= 1); vLLM refuses it
         if self.stream:
             body["stream_options"] = {**(self.stream_options or {}), "include_usage": True}
         return ModelCall(body, ids.request_id, ids.session_id, COMPLETIONS_PATH)

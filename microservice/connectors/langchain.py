@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import openai
 import orjson
-from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, convert_to_messages
 from langchain_openai import ChatOpenAI
 
 from microservice.calls import CHAT_PATH, Completion, ModelCall
@@ -27,6 +27,7 @@ from microservice.errors import (
     ModelServerFailed,
     ModelServerTimeout,
     ModelServerUnreachable,
+    RequestInvalid,
 )
 from microservice.model_server_client import status_error, transport_error
 from microservice.settings import MicroserviceSettings
@@ -122,9 +123,10 @@ class LangchainConnector:
     async def complete(self, call: ModelCall, base_url: str) -> Completion:
         if call.path != CHAT_PATH:
             return await self._generic.complete(call, base_url)
+        messages = _messages(call)
         try:
             model = self._model(base_url, call.body["model"])
-            message = await model.ainvoke(call.body["messages"], **self._kwargs(call))
+            message = await model.ainvoke(messages, **self._kwargs(call))
         except Exception as error:
             raise self._error(error, base_url) from None
         body = self._completion_body(message, call.body["model"])
@@ -139,14 +141,13 @@ class LangchainConnector:
             async for batch in self._generic.stream(call, base_url):
                 yield batch
             return
+        messages = _messages(call)
         chunk_id, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         model_name = call.body["model"]
         first, started = True, False
         usage: Any = None
         try:
-            chunks = self._model(base_url, model_name).astream(
-                call.body["messages"], **self._kwargs(call)
-            )
+            chunks = self._model(base_url, model_name).astream(messages, **self._kwargs(call))
             assert isinstance(chunks, AsyncGenerator)
             async with aclosing(chunks) as stream:
                 async for chunk in stream:
@@ -190,6 +191,16 @@ class LangchainConnector:
 
     async def aclose(self) -> None:
         """The shared httpx client is closed by the app's lifespan."""
+
+
+def _messages(call: ModelCall) -> list[BaseMessage]:
+    """The client's messages as LangChain's; one it cannot read is the client's error (422),
+    not the model server's (the fuzz test found such messages answered 502)."""
+    try:
+        return convert_to_messages(call.body["messages"])
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        message = f"messages: {type(error).__name__}: {error}"
+        raise RequestInvalid(message, param="messages") from None
 
 
 def _chunk(chunk_id: str, created: int, model: str, choices: list[Any], **extra: Any) -> Any:

@@ -129,3 +129,18 @@ async def test_openai_form_accepts_opea_enterprise_max_new_tokens(tmp_path: Path
         body["max_new_tokens"] = 9999  # over the model's 256
         refused = await client.post("/v1/chat/completions", json=body)
         assert refused.status_code == 422 and refused.json()["error"]["param"] == "max_new_tokens"
+
+
+async def test_langchain_connector_refuses_messages_it_cannot_read_as_422(tmp_path: Path) -> None:
+    """Found by the fuzz test: LangChain's own message conversion failed and was answered 502
+    as if the model server had failed (and the replica counted as failing)."""
+    replicas = standins()
+    async with microservice(
+        replicas, llm_models_file=models_file(tmp_path), llm_connector="langchain"
+    ) as client:
+        for stream in (False, True):
+            body = {"messages": [{"role": "tool", "content": []}], "stream": stream}
+            answer = await client.post("/v1/chat/completions", json=body)
+            assert answer.status_code == 422, answer.text
+            assert answer.json()["error"]["param"] == "messages"
+    assert not replicas[CHAT_B].received
