@@ -144,3 +144,21 @@ async def test_langchain_connector_refuses_messages_it_cannot_read_as_422(tmp_pa
             assert answer.status_code == 422, answer.text
             assert answer.json()["error"]["param"] == "messages"
     assert not replicas[CHAT_B].received
+
+
+async def test_openai_chat_options_reach_vllm_untouched(tmp_path: Path) -> None:
+    replicas = standins()
+    options: dict[str, Any] = {
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
+        "tool_choice": {"type": "function", "function": {"name": "f"}},
+        "response_format": {"type": "json_schema", "json_schema": {"name": "p", "schema": {}}},
+        "logprobs": True,
+        "top_logprobs": 2,
+        "n": 2,
+        "seed": 3,
+        "stream_options": {"include_usage": True, "continuous_usage_stats": True},
+    }
+    async with microservice(replicas, llm_models_file=models_file(tmp_path)) as client:
+        body = {"model": "small", "messages": MESSAGES, **options}
+        assert (await client.post("/v1/chat/completions", json=body)).status_code == 200
+    assert replicas[CHAT_B].received[-1] == {**body, "model": "small"}
