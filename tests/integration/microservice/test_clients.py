@@ -47,7 +47,7 @@ async def test_openai_async_sdk(usvc: Server, tiny_model: Path, expected: str) -
     client = openai.AsyncOpenAI(base_url=usvc.base_url + "/v1", api_key="unused", max_retries=0)
     async with client:
         stream = await client.chat.completions.create(
-            model="whatever",
+            model=str(tiny_model),
             messages=MESSAGES,  # type: ignore[arg-type]
             max_tokens=10,
             temperature=0,
