@@ -67,7 +67,12 @@ class SecondVllm:
         return f"http://127.0.0.2:{self.port}"
 
     def start(self) -> None:
-        env = {**vllm_env(str(self.model), self.port, self.hf_home), "LLM_VLLM_HOST": "127.0.0.2"}
+        env = {
+            **vllm_env(str(self.model), self.port, self.hf_home),
+            "LLM_VLLM_HOST": "127.0.0.2",
+            # eager: no graph compilation, so each of its two boots takes seconds, not minutes
+            "VLLM_ENFORCE_EAGER": "true",
+        }
         log = (Path("test-logs") / "vllm-second.log").open("ab")
         self.process = subprocess.Popen(
             python_module("model_server"), env={**os.environ, **env}, stdout=log,
