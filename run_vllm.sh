@@ -61,7 +61,7 @@ LLM_EMBEDDING_MODEL_NAME and LLM_EMBEDDING_MODEL_SERVER_ENDPOINT, unless those a
 Configuration is validated before anything starts, by the services' own settings
 (python -m model_server --check, python -m microservice --check); a wrong value stops it with
 one line. --native validates with .venv/'s Python. Docker mode uses .venv/'s Python when it
-exists, else a host python3 that has pydantic-settings; with neither, the containers validate
+exists, else a host python3 that has pydantic-settings and PyYAML; with neither, the containers validate
 at start, and the script reads only IF_FP8_QUANTIZATION, LLM_USVC_PORT, VLLM_REPLICAS and
 LLM_EMBEDDING_MODEL (environment, then env file) itself (VLLM_REPLICAS>1 then needs a Python).
 
@@ -97,7 +97,7 @@ ensure_venv() {
 }
 
 # The Python that validates configuration: .venv/'s, else a host python3 that can import the
-# settings (pydantic-settings installed); none: print nothing.
+# settings (pydantic-settings and PyYAML installed); none: print nothing.
 validating_python() {
     if [[ -x "${PYTHON}" ]]; then
         echo "${PYTHON}"

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from microservice.config_files import read_yaml
 
 ModelKind = Literal["chat", "embedding"]
 URL_PATTERN = re.compile(r"^https?://[^\s/,]+(/[^\s,]*)?$")
@@ -87,18 +88,4 @@ class Catalog(BaseModel):
 
 def read_catalog(path: Path) -> Catalog:
     """The models file; ValueError with one line saying what is wrong and where."""
-    try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ValueError(f"cannot read it: {error.strerror or error}") from None
-    except yaml.YAMLError as error:
-        raise ValueError(f"not YAML: {' '.join(str(error).split())}") from None
-    if not isinstance(data, dict):
-        raise ValueError("must be a mapping with a `models` list")
-    try:
-        return Catalog.model_validate(data)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-        raise ValueError(f"{where}: {message}" if where else message) from None
+    return read_yaml(path, Catalog, "a mapping with a `models` list", quote_parse_errors=True)

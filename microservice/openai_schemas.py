@@ -12,7 +12,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from microservice.calls import COMPLETIONS_PATH, EMBEDDINGS_PATH, ModelCall, RequestIds
-from microservice.errors import RequestInvalid, from_validation
+from microservice.errors import from_validation
+from microservice.schemas import refuse_over_context
 
 # A prompt or embedding input: text, texts, token ids, or lists of token ids.
 TextOrTokens = str | list[str] | list[int] | list[list[int]]
@@ -42,12 +43,7 @@ class CompletionRequest(BaseModel):
 
     def check_tokens(self, model_max_len: int | None) -> None:
         """Refuse a budget the model can never give (vLLM would, less clearly)."""
-        if model_max_len is not None and self.max_tokens and self.max_tokens > model_max_len:
-            raise RequestInvalid(
-                f"max_tokens: {self.max_tokens} is over the model's context length of "
-                f"{model_max_len} tokens",
-                param="max_tokens",
-            )
+        refuse_over_context({"max_tokens": self.max_tokens}, model_max_len)
 
     def to_model_server(self, model: str, ids: RequestIds) -> ModelCall:
         body = self.model_dump(exclude_unset=True)

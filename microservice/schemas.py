@@ -168,6 +168,13 @@ def check_max_tokens(request: OpeaRequest | OpenAIRequest, model_max_len: int | 
             "max_completion_tokens": request.max_completion_tokens,
             "max_new_tokens": request.max_new_tokens,
         }
+    refuse_over_context(asked, model_max_len)
+
+
+def refuse_over_context(asked: dict[str, int | None], model_max_len: int | None) -> None:
+    """422 naming the first budget field over the model's context length."""
+    if model_max_len is None:
+        return
     for field, value in asked.items():
         if value is not None and value > model_max_len:
             raise RequestInvalid(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from microservice.catalog import Catalog, ModelSpec
+from microservice.catalog import Catalog, ModelKind, ModelSpec
 from microservice.connectors import Connector
 from microservice.errors import ModelNotFound, WrongModelKind
 from microservice.health import HealthChecker
@@ -67,18 +67,19 @@ class ServedModels:
             health = HealthChecker(pool, info, settings.llm_health_cache_s)
             self._models[spec.name] = ServedModel(spec, info, pool, dispatcher, health)
         self.default = self._models[catalog.default]
+        # A request that names no model: the default, or the first model of the route's kind.
+        self._defaults = {m.spec.kind: m for m in reversed(self._models.values())}
+        self._defaults[self.default.spec.kind] = self.default
 
     @property
     def all(self) -> list[ServedModel]:
         return list(self._models.values())
 
-    def get(self, name: object, kind: str) -> ServedModel:
+    def get(self, name: object, kind: ModelKind) -> ServedModel:
         """The model a request names (the default when it names none), checked for the
         route's kind: 404 ``model_not_found`` or 400 ``model_not_supported``."""
         if name is None or name == "":
-            served = next((m for m in self._models.values() if m.spec.kind == kind), self.default)
-            if self.default.spec.kind == kind:
-                served = self.default
+            served = self._defaults.get(kind, self.default)
         elif not isinstance(name, str) or name not in self._models:
             raise ModelNotFound(
                 f"The model `{name}` does not exist; served: {', '.join(self._models)}",

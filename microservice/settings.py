@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings
 
 from common.config_loading import SETTINGS_CONFIG, load, lowercase, strict_bool
 from common.constants import DEFAULT_MODEL
+from microservice.auth.keys import read_keys
 from microservice.catalog import Catalog, ModelSpec, endpoint_list, read_catalog
 
 Connector = Literal["generic", "langchain"]
@@ -256,8 +257,6 @@ class MicroserviceSettings(BaseSettings):
                 models.append(ModelSpec(name=name, kind="embedding", endpoints=endpoints))
             self._catalog = Catalog(models=models)
         if self.llm_api_keys_file is not None:
-            from microservice.auth.keys import read_keys
-
             try:
                 read_keys(self.llm_api_keys_file)
             except ValueError as error:

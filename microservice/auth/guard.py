@@ -51,7 +51,7 @@ class Guard:
         """401 unless ``Authorization: Bearer <key>`` names a key of the file."""
         if self._store is None:
             return ANONYMOUS
-        if not authorization or not authorization[: len(BEARER)].lower() == BEARER:
+        if not authorization or authorization[: len(BEARER)].lower() != BEARER:
             raise InvalidApiKey("missing API key: send `Authorization: Bearer <key>`")
         key = self._store.table.find(authorization[len(BEARER) :].strip())
         if key is None:

@@ -21,10 +21,10 @@ import hmac
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from microservice.config_files import read_yaml
 
 HEX_DIGEST = re.compile(r"^[0-9a-fA-F]{64}$")
 NAME = re.compile(r"^[A-Za-z0-9._:@/-]{1,64}$")  # a metrics label and a log field
@@ -113,20 +113,7 @@ class KeyTable:
 
 
 def read_keys(path: Path) -> KeyTable:
-    """The keys file; ValueError with one line saying what is wrong (never a key's value)."""
-    try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ValueError(f"cannot read it: {error.strerror or error}") from None
-    except yaml.YAMLError:
-        raise ValueError("not YAML") from None  # the parser's message may quote a key
-    if not isinstance(data, dict):
-        raise ValueError("must be a mapping with a `keys` list")
-    try:
-        return KeyTable(KeysFile.model_validate(data).keys)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
-        return_message = f"{where}: {message}" if where else message
-        raise ValueError(return_message) from None
+    """The keys file; ValueError with one line saying what is wrong (never a key's value: the
+    YAML parser's message, which quotes the line, is left out)."""
+    keys = read_yaml(path, KeysFile, "a mapping with a `keys` list", quote_parse_errors=False)
+    return KeyTable(keys.keys)

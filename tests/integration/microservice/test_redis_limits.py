@@ -19,24 +19,13 @@ from harness.redis import RedisServer, redis_server
 from microservice.auth.keys import ApiKey
 from microservice.auth.redis_limits import PREFIX, RedisLimiter
 from microservice.logs import get_logger
+from tests.log_records import Records
 
 pytestmark = pytest.mark.integration
 
 PASSWORD = "s3cret-limits-pw"
 BACKOFF_S = 0.5
 _names = itertools.count()
-
-
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-    def text(self) -> str:
-        return "\n".join(f"{r.getMessage()} {getattr(r, 'fields', '')}" for r in self.records)
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ from microservice.auth.keys import ApiKey
 from microservice.auth.limits import LocalLimiter, Verdict, make_limiter, reset_text
 from microservice.auth.redis_limits import RedisLimiter, redis_address
 from microservice.logs import get_logger
+from tests.log_records import Records
 
 START = 1_000_000.0  # a whole second: bucket boundaries are easy to read
 
@@ -26,15 +27,6 @@ class Clock:
     def at(self, offset: float) -> Clock:
         self.now = START + offset
         return self
-
-
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
 
 
 def headers(verdict: Verdict) -> dict[str, str]:
