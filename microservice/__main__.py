@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         port=settings.llm_usvc_port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=round(settings.llm_drain_timeout_s),
         # Longer than clients' idle keep-alive (httpx: 5 s, equal to uvicorn's default), so
         # the server never closes a connection a client is just reusing.
         timeout_keep_alive=65,

@@ -197,6 +197,13 @@ class MicroserviceSettings(BaseSettings):
         ge=1,
         description="Most pooled HTTP connections to the model server, per worker process.",
     )
+    llm_drain_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="On SIGTERM: stop accepting, then let open requests and streams finish for up "
+        "to this many seconds before closing them (Kubernetes: keep the pod's termination grace "
+        "period longer).",
+    )
     llm_usvc_workers: int = Field(
         1,
         ge=1,
