@@ -17,7 +17,7 @@ from fp8_quant.errors import JobError
 from fp8_quant.settings import Fp8Settings
 
 # INC names files per rank when these are set; this job measures one unsharded model and
-# writes the per-rank files itself (layout.expand_ranks), so a launcher's values must not leak in.
+# writes the per-rank files itself (ranks.expand), so a launcher's values must not leak in.
 RANK_VARIABLES = ("WORLD_SIZE", "LOCAL_RANK", "RANK")
 
 

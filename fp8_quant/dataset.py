@@ -1,6 +1,6 @@
 """Read calibration prompts from the file formats operators already have, and refuse bad ones.
 
-Upstream (vllm-hpu-extension ``calibration/``) uses a pickled pandas DataFrame: either the
+Upstream (the Gaudi plugin's ``calibration/``) uses a pickled pandas DataFrame: either the
 MLCommons source with ``system_prompt`` and ``question`` columns, or the prepared set with an
 ``input`` column. JSONL and plain text are accepted for convenience. Every problem is one
 ``JobError`` line that names the file and the row, raised before any model is loaded.

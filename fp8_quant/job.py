@@ -14,11 +14,13 @@ from typing import Any
 
 from common.constants import QUANT_CONFIG_FILE
 from fp8_quant import dataset as datasets
-from fp8_quant import layout, publish, vllm_names
+from fp8_quant import layout, publish, ranks, vllm_names
 from fp8_quant.errors import JobError
 from fp8_quant.settings import Fp8Settings
 
-MANIFEST_FORMAT = 2  # 2: measurements renamed to vLLM's modules, raw dump under hf_names/
+# 2: measurements renamed to vLLM's modules, raw dump under hf_names/; 3: the vLLM set is named
+# _0_1 (what one card loads, as the Gaudi plugin's calibration writes it), no suffix-less set
+MANIFEST_FORMAT = 3
 
 
 def fingerprint(settings: Fp8Settings, data: datasets.Dataset) -> dict[str, Any]:
@@ -108,15 +110,17 @@ class Job:
         raw_dump.parent.mkdir(parents=True)
         tokens = calibrate.measure(loaded, prompts, measure_config, s, self.event)
 
-        stem = layout.measurement_stem()
         vllm_dir = layout.dump_stats_path(temp, scales).parent
+        unified = layout.measurement_stem(*layout.UNIFIED)
         try:
-            hf_layers = layout.check_measurements(raw_dump.parent / f"{stem}.npz")
-            layers = vllm_names.convert_dump(raw_dump.parent, vllm_dir)
-            layout.check_measurements(vllm_dir / f"{stem}.npz")
+            hf_layers = layout.check_measurements(
+                raw_dump.parent / f"{layout.measurement_stem()}.npz"
+            )
+            layers = vllm_names.convert_dump(raw_dump.parent, vllm_dir, unified)
+            layout.check_measurements(vllm_dir / f"{unified}.npz")
         except (OSError, ValueError) as error:
             raise JobError(f"calibration produced no usable measurements: {error}") from None
-        layout.expand_ranks(vllm_dir, s.vllm_tp_size)
+        ranks.expand(vllm_dir, s.vllm_tp_size)
         self._write_configs(temp, target)
         names = layout.expected_files(scales, s.vllm_tp_size)
         manifest = {

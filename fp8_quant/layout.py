@@ -1,24 +1,25 @@
 """The result folder vLLM for Gaudi reads, file by file, in one place.
 
-Layout of ``<HF_HOME>/inc/<model basename>/`` (upstream ``calibrate_model.sh`` naming)::
+Layout of ``<HF_HOME>/inc/<model basename>/``, the names of the vllm-gaudi plugin's
+``calibration/calibrate_model.sh`` (v0.26.0)::
 
     maxabs_quant_g2.json                  QUANT_CONFIG for vLLM; dump_stats_path -> g2/inc_output
     maxabs_measure_g2.json                the measurement config; dump -> hf_names/g2/inc_output
     calibration.json                      manifest, written last: the result is complete
-    g2/inc_output_hooks_maxabs.npz|.json  measurements with vLLM module names (vllm_names.py)
-    g2/inc_output_hooks_maxabs_mod_list.json
+    g2/inc_output_hooks_maxabs_0_1.npz|.json|_mod_list.json   unified measurements, vLLM names
     g2/inc_output_hooks_maxabs_<rank>_<world>.npz|.json|_mod_list.json   per TP rank (world > 1)
     hf_names/maxabs_quant_g2.json         INC config for the Hugging Face model (optimum-habana)
     hf_names/g2/inc_output_hooks_maxabs.npz|.json|_mod_list.json   the raw dump, HF module names
 
-INC names per-rank files ``<prefix>_hooks_<observer>_<local rank>_<world size>``; vLLM with
-tensor parallelism loads the one matching each worker.
+INC names a process's files ``<prefix>_hooks_<observer>_<rank>_<world size>`` whenever
+torch.distributed is up, and vLLM brings it up even on one card: a single card reads ``_0_1``,
+rank r of N reads ``_<r>_<N>`` (ranks.py writes those). The raw dump is the job's own
+single-process run, hence no suffix.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ MANIFEST_FILE = "calibration.json"
 MEASURE_TEMPLATE = "maxabs_measure.json"
 QUANT_TEMPLATE = "maxabs_quant.json"
 HF_NAMES_DIR = "hf_names"
+UNIFIED = (0, 1)  # (rank, world): what one card loads, and what per-rank files unify into
 
 
 def measure_config_name(device_for_scales: str) -> str:
@@ -56,7 +58,7 @@ def stem_files(stem: str) -> list[str]:
 def expected_files(device_for_scales: str, tp_size: int) -> list[str]:
     """Every file a complete result holds, relative to the result folder."""
     sub = SUBFOLDERS[device_for_scales]
-    stems = [measurement_stem()]
+    stems = [measurement_stem(*UNIFIED)]
     if tp_size > 1:
         stems += [measurement_stem(rank, tp_size) for rank in range(tp_size)]
     files = [f"{sub}/{name}" for stem in stems for name in stem_files(stem)]
@@ -97,31 +99,37 @@ def write_json(path: Path, data: object) -> None:
     path.write_text(json.dumps(data, indent=4, sort_keys=False) + "\n")
 
 
-def expand_ranks(measure_dir: Path, tp_size: int) -> list[Path]:
-    """Copy the single-process measurements to one file set per TP rank (LocalRank set).
-
-    The maxima of a whole tensor bound those of each of its shards, so every rank gets scales
-    that are safe for its shard (upstream ``step-6-expand-measurements.py`` does the same).
-    """
+def listed(node: dict[str, Any]) -> dict[str, Any]:
+    """A node in the JSON form INC writes: nested lists instead of arrays."""
     import numpy as np
 
-    if tp_size <= 1:
-        return []
-    source = measurement_stem()
-    measurements = json.loads((measure_dir / f"{source}.json").read_text())
-    with np.load(measure_dir / f"{source}.npz", allow_pickle=True) as npz:
-        arrays = npz["arr_0"].item()
-    written = []
-    for rank in range(tp_size):
-        stem = measurement_stem(rank, tp_size)
-        write_json(measure_dir / f"{stem}.json", {**measurements, "LocalRank": rank})
-        # INC stores the dict as a 0-d object array (``np.savez(path, dict)``); so do we.
-        np.savez(measure_dir / f"{stem}.npz", {**arrays, "LocalRank": rank})  # type: ignore[arg-type]
-        shutil.copyfile(
-            measure_dir / f"{source}_mod_list.json", measure_dir / f"{stem}_mod_list.json"
-        )
-        written += [measure_dir / name for name in stem_files(stem)]
-    return written
+    out: dict[str, Any] = {
+        f: [np.asarray(v).tolist() for v in node[f]] for f in ("inputs", "outputs") if f in node
+    }
+    if "params" in node:
+        out["params"] = {k: np.asarray(v).tolist() for k, v in node["params"].items()}
+    return out
+
+
+def write_set(folder: Path, stem: str, payload: dict[str, Any], mod_list: list[str]) -> list[Path]:
+    """One measurement as INC writes it: the .npz it loads, the same in .json, the module list."""
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    # INC stores the dict as a 0-d object array (``np.savez(path, dict)``); so do we.
+    np.savez(folder / f"{stem}.npz", payload)  # type: ignore[arg-type]
+    nodes = {name: listed(node) for name, node in payload["Nodes"].items()}
+    write_json(folder / f"{stem}.json", {**payload, "Nodes": nodes})
+    write_json(folder / f"{stem}_mod_list.json", mod_list)
+    return [folder / name for name in stem_files(stem)]
+
+
+def read_payload(path: Path) -> dict[str, Any]:
+    """The dict INC saved in an .npz (GlobalRank, LocalRank, Mode, Nodes)."""
+    import numpy as np
+
+    with np.load(path, allow_pickle=True) as npz:
+        return dict(npz["arr_0"].item())
 
 
 def load_nodes(path: Path) -> dict[str, Any]:
@@ -129,10 +137,7 @@ def load_nodes(path: Path) -> dict[str, Any]:
     if path.suffix == ".json":
         nodes: dict[str, Any] = json.loads(path.read_text())["Nodes"]
         return nodes
-    import numpy as np
-
-    with np.load(path, allow_pickle=True) as npz:
-        return dict(npz["arr_0"].item()["Nodes"])
+    return dict(read_payload(path)["Nodes"])
 
 
 def file_sizes(result_dir: Path, names: list[str]) -> dict[str, int]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from fp8_quant.layout import measurement_stem, write_json
+from fp8_quant.layout import measurement_stem, read_payload, write_set
 
 # HF module (suffix of its dotted name) -> the vLLM module it becomes, for Llama-style decoders
 # (Llama, Mistral, Qwen2): vLLM's models/llama.py fuses these at load time.
@@ -64,8 +64,8 @@ def _max_of(values: list[Any], where: str) -> np.ndarray:
     return result
 
 
-def _merge(target: str, parts: list[Node]) -> Node:
-    """One fused node: element-wise maximum over the parts, field by field."""
+def max_merge(target: str, parts: list[Node]) -> Node:
+    """One node from several (fused parts, or ranks): element-wise maximum, field by field."""
     merged: Node = {}
     for field in ("inputs", "outputs"):
         present = [p[field] for p in parts if field in p]
@@ -96,7 +96,7 @@ def convert_nodes(nodes: Mapping[str, Node]) -> dict[str, Node]:
             missing = [p for p in _parts_of(target) if p not in nodes]
             if missing or target in nodes:
                 raise ValueError(f"{target}: cannot fuse {names}; missing {missing}")
-        converted[target] = _merge(target, [nodes[n] for n in names])
+        converted[target] = max_merge(target, [nodes[n] for n in names])
     return converted
 
 
@@ -105,30 +105,18 @@ def convert_mod_list(names: list[str]) -> list[str]:
     return list(dict.fromkeys(vllm_name(n) for n in names))
 
 
-def _listed(node: Node) -> Node:
-    """The JSON form INC writes: nested lists instead of arrays."""
-    out: Node = {
-        f: [np.asarray(v).tolist() for v in node[f]] for f in ("inputs", "outputs") if f in node
-    }
-    if "params" in node:
-        out["params"] = {k: np.asarray(v).tolist() for k, v in node["params"].items()}
-    return out
-
-
-def convert_dump(source_dir: Path, target_dir: Path) -> int:
+def convert_dump(source_dir: Path, target_dir: Path, target_stem: str) -> int:
     """Write INC's single-process file set of ``source_dir`` to ``target_dir`` with vLLM names.
 
     The .npz is what INC loads; the .json and _mod_list.json are rewritten from it so all three
-    agree. Returns the number of vLLM modules.
+    agree. ``target_stem`` names the set (``_0_1``: what one card loads). Returns the number of
+    vLLM modules.
     """
     stem = measurement_stem()
-    with np.load(source_dir / f"{stem}.npz", allow_pickle=True) as npz:
-        payload: dict[str, Any] = dict(npz["arr_0"].item())
+    payload = read_payload(source_dir / f"{stem}.npz")
     nodes = convert_nodes(payload["Nodes"])
     mod_list = json.loads((source_dir / f"{stem}_mod_list.json").read_text())
-    target_dir.mkdir(parents=True, exist_ok=True)
-    np.savez(target_dir / f"{stem}.npz", {**payload, "Nodes": nodes})  # type: ignore[arg-type]
-    listed = {name: _listed(node) for name, node in nodes.items()}
-    write_json(target_dir / f"{stem}.json", {**payload, "Nodes": listed})
-    write_json(target_dir / f"{stem}_mod_list.json", convert_mod_list(mod_list))
+    # LocalRank -1: a set unified onto one card, as the plugin's step-5 script marks it
+    converted = {**payload, "LocalRank": -1, "Nodes": nodes}
+    write_set(target_dir, target_stem, converted, convert_mod_list(mod_list))
     return len(nodes)

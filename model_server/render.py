@@ -100,9 +100,25 @@ def _hpu_env(s: ModelServerSettings) -> dict[str, str]:
         env["PT_HPU_LAZY_ACC_PAR_MODE"] = str(s.pt_hpu_lazy_acc_par_mode)
     if s.vllm_skip_warmup is not None:
         env["VLLM_SKIP_WARMUP"] = _bool(s.vllm_skip_warmup)
+    buckets = {
+        "VLLM_BUCKETING_STRATEGY": s.vllm_bucketing_strategy,
+        "VLLM_PROMPT_BS_BUCKET_MAX": s.vllm_prompt_bs_bucket_max,
+        "VLLM_PROMPT_QUERY_BUCKET_MAX": s.vllm_prompt_query_bucket_max,
+        "VLLM_DECODE_BS_BUCKET_MAX": s.vllm_decode_bs_bucket_max,
+        "VLLM_DECODE_BLOCK_BUCKET_MAX": s.vllm_decode_block_bucket_max,
+    }
+    env.update({name: str(value) for name, value in buckets.items() if value is not None})
     if s.if_fp8_quantization:
         env["QUANT_CONFIG"] = str(s.resolved_quant_config)
     return env
+
+
+def _hpu_args(s: ModelServerSettings) -> list[str]:
+    """FP8 through INC; vllm-gaudi then loads the weights to CPU first (no flag for that)."""
+    args = ["--quantization", "inc"] if s.if_fp8_quantization else []
+    if s.vllm_kv_cache_dtype not in (None, "auto"):
+        args += ["--kv-cache-dtype", s.vllm_kv_cache_dtype]
+    return args
 
 
 def render(s: ModelServerSettings, preload_libs: Sequence[str] = ()) -> LaunchPlan:
@@ -113,8 +129,7 @@ def render(s: ModelServerSettings, preload_libs: Sequence[str] = ()) -> LaunchPl
         env.update(_cpu_env(s, preload_libs))
     else:
         env.update(_hpu_env(s))
-        if s.if_fp8_quantization:
-            args += ["--quantization", "inc", "--kv-cache-dtype", "fp8_inc"]
+        args += _hpu_args(s)
     return LaunchPlan(vllm_args=args, env=env)
 
 

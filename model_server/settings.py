@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings
@@ -25,7 +25,21 @@ Dtype = Literal["auto", "bfloat16", "float16", "half", "float32", "float"]
 Runner = Literal["auto", "generate", "pooling"]
 Convert = Literal["auto", "none", "embed", "classify"]
 OtlpProtocol = Literal["http/protobuf", "grpc"]
+# vllm-gaudi v0.26.0 docs/configuration/env_variables.md: the bucketing strategies, and the
+# KV-cache dtype its platform accepts (vllm_gaudi/platform.py is_kv_cache_dtype_supported).
+BucketingStrategy = Literal["exp", "lin", "pad"]
+HpuKvCacheDtype = Literal["auto", "fp8_inc"]
 OTLP_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
+
+
+def _bucket_max(what: str) -> Any:
+    """One of the plugin's `VLLM_*_BUCKET_MAX` warm-up bounds: unset leaves its default."""
+    return Field(
+        None,
+        ge=1,
+        description=f"HPU only: largest {what} the Gaudi plugin warms up a graph for; lower it "
+        "to the workload's real sizes to shorten warm-up. Unset: the plugin's default.",
+    )
 
 
 class ModelServerSettings(BaseSettings):
@@ -188,6 +202,16 @@ class ModelServerSettings(BaseSettings):
         description="HPU only: `true` skips the graph warm-up (faster start, slower first "
         "requests); unset: vLLM's default.",
     )
+    vllm_bucketing_strategy: BucketingStrategy | None = Field(
+        None,
+        description="HPU only: how the Gaudi plugin picks the shapes it warms up: `exp` "
+        "(exponential, fewest graphs), `lin` (linear ranges) or `pad` (linear with bounded "
+        "padding); unset: the plugin's default, `exp`.",
+    )
+    vllm_prompt_bs_bucket_max: int | None = _bucket_max("prefill batch (sequences)")
+    vllm_prompt_query_bucket_max: int | None = _bucket_max("prompt length (tokens)")
+    vllm_decode_bs_bucket_max: int | None = _bucket_max("decode batch (sequences)")
+    vllm_decode_block_bucket_max: int | None = _bucket_max("decode KV-cache size (blocks)")
     habana_visible_devices: str = Field(
         "all",
         description="HPU only: Gaudi cards vLLM may use: `all`, or card indices such as `0,1`.",
@@ -213,8 +237,15 @@ class ModelServerSettings(BaseSettings):
     if_fp8_quantization: bool = Field(
         False,
         description="HPU only: serve in FP8 with the Intel Neural Compressor measurements of the "
-        "FP8 job (`--quantization inc --kv-cache-dtype fp8_inc`); refused with "
-        "`LLM_DEVICE=cpu`.",
+        "FP8 job (`--quantization inc` and `QUANT_CONFIG`; the plugin then loads the weights "
+        "to CPU first and moves them quantized); refused with `LLM_DEVICE=cpu`.",
+    )
+    vllm_kv_cache_dtype: HpuKvCacheDtype | None = Field(
+        None,
+        description="HPU only: KV-cache dtype (`--kv-cache-dtype`): `fp8_inc` stores it in FP8, "
+        "which with `IF_FP8_QUANTIZATION=true` needs a `QUANT_CONFIG` whose measurements cover "
+        "the KV cache (the Gaudi plugin's own calibration scripts; the FP8 job measures the "
+        "linear layers only); unset or `auto`: the model's dtype. Refused with `LLM_DEVICE=cpu`.",
     )
     quant_config: Path | None = Field(
         None,
@@ -228,6 +259,8 @@ class ModelServerSettings(BaseSettings):
         "vllm_runner",
         "vllm_convert",
         "otel_exporter_otlp_protocol",
+        "vllm_bucketing_strategy",
+        "vllm_kv_cache_dtype",
         mode="before",
     )(lowercase)
     _booleans = field_validator(
@@ -257,6 +290,8 @@ class ModelServerSettings(BaseSettings):
             raise ValueError(
                 "IF_FP8_QUANTIZATION=true needs LLM_DEVICE=hpu (vLLM has no FP8 INC kernels on CPU)"
             )
+        if self.vllm_kv_cache_dtype == "fp8_inc" and self.llm_device != "hpu":
+            raise ValueError("VLLM_KV_CACHE_DTYPE=fp8_inc needs LLM_DEVICE=hpu (a Gaudi dtype)")
         if self.vllm_runner == "pooling" and "llm_vllm_model_name" not in self.model_fields_set:
             raise ValueError(
                 "VLLM_RUNNER=pooling needs LLM_VLLM_MODEL_NAME (the default model is a chat "

@@ -31,6 +31,7 @@ SHELL_SCRIPTS = (
     "scripts/docker_engine.sh",
     "scripts/bootstrap_venv.sh",
     "scripts/install_test_services.sh",
+    "scripts/gaudi_check.sh",
 )
 YAMLLINT_CONFIG = REPO_ROOT / ".yamllint.yaml"
 

@@ -78,6 +78,12 @@ EMBEDDING_FIXED = {
     },
     "VLLM_JSON_COMPACT": ("", "structured outputs are the chat model's"),
 }
+HPU_SIZING = (
+    "VLLM_PROMPT_BS_BUCKET_MAX",
+    "VLLM_PROMPT_QUERY_BUCKET_MAX",
+    "VLLM_DECODE_BS_BUCKET_MAX",
+    "VLLM_DECODE_BLOCK_BUCKET_MAX",
+)
 for _stack in ("cpu", "hpu"):
     FIXED[(_stack, "vllm-embedding")] = {
         **FIXED[(_stack, "llm-vllm-model-server")],
@@ -86,6 +92,11 @@ for _stack in ("cpu", "hpu"):
 FIXED[("hpu", "vllm-embedding")] |= {
     "IF_FP8_QUANTIZATION": ("false", "the FP8 measurements are the chat model's"),
     "QUANT_CONFIG": ("", "the FP8 measurements are the chat model's"),
+    "VLLM_KV_CACHE_DTYPE": ("", "an FP8 KV cache goes with the chat model's FP8 measurements"),
+    **{
+        name: ("", "the chat model's warm-up sizes are not the embedding model's")
+        for name in HPU_SIZING
+    },
 }
 
 # Settings a compose file passes from another variable: (stack, service) -> {NAME: (SOURCE,
@@ -113,6 +124,10 @@ FOR_RUN_VLLM = {
 NOT_PASSED: dict[tuple[str, str], dict[str, str]] = {
     ("cpu", "llm-vllm-model-server"): {
         "VLLM_SKIP_WARMUP": HPU_ONLY,
+        "VLLM_BUCKETING_STRATEGY": HPU_ONLY,
+        **{name: HPU_ONLY for name in HPU_SIZING},
+        "VLLM_KV_CACHE_DTYPE": "fp8_inc is a Gaudi dtype: the settings refuse it with "
+        "LLM_DEVICE=cpu",
         "HABANA_VISIBLE_DEVICES": HPU_ONLY,
         "PT_HPU_ENABLE_LAZY_COLLECTIVES": HPU_ONLY,
         "PT_HPU_LAZY_ACC_PAR_MODE": HPU_ONLY,

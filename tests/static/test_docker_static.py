@@ -4,10 +4,12 @@ on a deliberately broken copy, so that a check that can never fail does not pass
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -91,6 +93,35 @@ def test_hpu_fp8_profile_runs_calibration_before_vllm() -> None:
     assert job["volumes"] == server["volumes"]
     assert job["runtime"] == "habana"
     assert job["restart"] == "no"
+
+
+@pytest.mark.parametrize("tp_size", ["1", "4"])
+def test_hpu_fp8_server_reads_what_the_job_publishes(
+    tp_size: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each service's settings, read from its rendered environment alone, name the same result:
+    the job's QUANT_CONFIG is the server's, for the TP size the server serves with."""
+    from fp8_quant.settings import Fp8Settings
+    from model_server.settings import ModelServerSettings
+
+    compose, env_file = stack_files("hpu")
+    extra = {"IF_FP8_QUANTIZATION": "true", "VLLM_TP_SIZE": tp_size}
+    result = checks.compose_config(compose, env_file, ("fp8",), extra_env=extra)
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+
+    def settings_of(service: str, cls: type[Any]) -> Any:
+        for name in list(os.environ):
+            monkeypatch.delenv(name)
+        for name, value in services[service]["environment"].items():
+            monkeypatch.setenv(name, value or "")
+        return cls()
+
+    job = settings_of("fp8-quant", Fp8Settings)
+    server = settings_of("llm-vllm-model-server", ModelServerSettings)
+    assert server.if_fp8_quantization and server.quant_config is None  # the default path
+    assert server.resolved_quant_config == job.quant_config_path
+    assert (server.vllm_tp_size or 1) == job.vllm_tp_size == int(tp_size)
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -19,8 +19,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fp8_quant import layout, vllm_names
+from fp8_quant import layout, ranks, vllm_names
 from harness.processes import REPO_ROOT
+from model_server.render import render
+from model_server.settings import ModelServerSettings
 from tests.conftest import CONFIG_PREFIXES
 
 pytestmark = pytest.mark.integration
@@ -154,7 +156,8 @@ def test_published_measurements_have_vllm_names(result: Path) -> None:
         "mlp.down_proj": ["mlp.down_proj"],
     }
     expected = [f"model.layers.{i}.{leaf}" for i in range(2) for leaf in fused]
-    stems = [layout.measurement_stem()] + [layout.measurement_stem(r, TP_SIZE) for r in range(2)]
+    unified = layout.measurement_stem(*layout.UNIFIED)
+    stems = [unified] + [layout.measurement_stem(r, TP_SIZE) for r in range(2)]
     for stem in stems:
         listed = json.loads((result / "g2" / f"{stem}_mod_list.json").read_text())
         assert listed == expected, stem
@@ -180,7 +183,7 @@ def test_quant_config_points_at_the_measurements(result: Path) -> None:
     assert quant["mode"] == "QUANTIZE"
     assert quant["use_qdq"] is True  # calibrated with LLM_DEVICE=cpu
     assert quant["dump_stats_path"] == str(result / "g2" / "inc_output")
-    assert Path(quant["dump_stats_path"] + "_hooks_maxabs.npz").is_file()
+    assert Path(quant["dump_stats_path"] + "_hooks_maxabs_0_1.npz").is_file()  # one card
     # Only the layer types measured here; vLLM's HPU attention and KV-cache nodes are not.
     assert quant["allowlist"]["types"] == list(vllm_names.VLLM_QUANTIZED_TYPES)
     hf_quant = json.loads((result / layout.HF_NAMES_DIR / "maxabs_quant_g2.json").read_text())
@@ -188,6 +191,65 @@ def test_quant_config_points_at_the_measurements(result: Path) -> None:
     assert hf_quant["dump_stats_path"] == str(result / layout.HF_NAMES_DIR / "g2" / "inc_output")
     measure = json.loads((result / "maxabs_measure_g2.json").read_text())
     assert measure["dump_stats_path"] == hf_quant["dump_stats_path"]
+
+
+def test_model_server_loads_exactly_what_the_job_published(
+    result: Path, tiny_model: Path, hf_home: Path
+) -> None:
+    """The model server's default QUANT_CONFIG is the job's; each TP rank finds its own set."""
+    server = ModelServerSettings.model_validate(
+        {
+            "llm_device": "hpu",
+            "if_fp8_quantization": True,
+            "llm_vllm_model_name": str(tiny_model),
+            "hf_home": hf_home,
+            "vllm_tp_size": TP_SIZE,
+        }
+    )
+    plan = render(server)
+    assert plan.env["QUANT_CONFIG"] == str(result / "maxabs_quant_g2.json")
+    dump = json.loads(Path(plan.env["QUANT_CONFIG"]).read_text())["dump_stats_path"]
+    for rank in range(TP_SIZE):  # INC's name on rank r of a TP_SIZE world
+        assert Path(f"{dump}_hooks_maxabs_{rank}_{TP_SIZE}.npz").is_file()
+    manifest = layout.read_manifest(result)
+    assert manifest is not None and manifest["quant_config"] == "maxabs_quant_g2.json"
+
+
+def test_unifying_per_rank_runs_gives_the_whole_runs_maxima(
+    tiny_model: Path, dataset: Path, result: Path, tmp_path: Path
+) -> None:
+    """The job run once per rank, each on its half of the prompts, as two ranks' measurements;
+    unified onto one card they hold exactly the maxima of the run over all prompts."""
+    merged = tmp_path / "merged"
+    merged.mkdir()
+    unified = layout.measurement_stem(*layout.UNIFIED)
+    for rank in range(2):
+        home, half = tmp_path / f"rank{rank}", tmp_path / f"half{rank}.txt"
+        half.write_text("\n".join(PROMPTS[rank::2]) + "\n")
+        env = _env(tiny_model, home, half, VLLM_TP_SIZE="1")
+        done = subprocess.run(
+            _command(), env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        for name in layout.stem_files(unified):
+            ranked = name.replace(unified, layout.measurement_stem(rank, 2))
+            (merged / ranked).write_bytes(
+                (home / "inc" / tiny_model.name / "g2" / name).read_bytes()
+            )
+    ranks.unify(merged, 1)
+    got = layout.load_nodes(merged / f"{unified}.npz")
+    whole = layout.load_nodes(result / "g2" / f"{unified}.npz")
+    assert list(got) == list(whole)
+    halves = [layout.load_nodes(merged / f"{layout.measurement_stem(r, 2)}.npz") for r in (0, 1)]
+    differ = []  # layers whose halves saw different maxima: the unification had work to do
+    for name in whole:
+        expected = float(np.max(whole[name]["inputs"][0]))
+        assert float(np.max(got[name]["inputs"][0])) == expected, name
+        per_half = {float(np.max(h[name]["inputs"][0])) for h in halves}
+        differ += [name] if len(per_half) == 2 else []
+        got_w, whole_w = got[name]["params"]["weight"], whole[name]["params"]["weight"]
+        assert np.array_equal(np.asarray(got_w), np.asarray(whole_w)), name
+    assert differ
 
 
 def test_quantize_pass_stays_close_to_unquantized(result: Path, tiny_model: Path) -> None:

@@ -142,17 +142,19 @@ def test_convert_dump_writes_npz_json_and_mod_list(tmp_path: Path) -> None:
     np.savez(source / f"{stem}.npz", payload)  # type: ignore[arg-type]
     layout.write_json(source / f"{stem}_mod_list.json", list(nodes))
 
-    assert vllm_names.convert_dump(source, target) == 4
-    from_npz = layout.load_nodes(target / f"{stem}.npz")
-    from_json = layout.load_nodes(target / f"{stem}.json")
+    out = layout.measurement_stem(0, 1)
+    assert vllm_names.convert_dump(source, target, out) == 4
+    from_npz = layout.load_nodes(target / f"{out}.npz")
+    from_json = layout.load_nodes(target / f"{out}.json")
     assert (
         list(from_npz)
         == list(from_json)
-        == json.loads((target / f"{stem}_mod_list.json").read_text())
+        == json.loads((target / f"{out}_mod_list.json").read_text())
     )
     qkv = "model.layers.0.self_attn.qkv_proj"
     assert from_json[qkv]["params"]["weight"] == [[pytest.approx(0.9)]]
     assert from_json[qkv]["outputs"] == [[[7.0]]]
     assert _value(from_npz[qkv]["params"]["weight"]) == pytest.approx(0.9)
-    assert json.loads((target / f"{stem}.json").read_text())["Mode"] == "DynamicRange"
-    assert layout.check_measurements(target / f"{stem}.npz") == 4
+    written = json.loads((target / f"{out}.json").read_text())
+    assert (written["Mode"], written["LocalRank"]) == ("DynamicRange", -1)  # unified onto 1 card
+    assert layout.check_measurements(target / f"{out}.npz") == 4

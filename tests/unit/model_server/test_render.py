@@ -113,7 +113,7 @@ class TestRender:
             )
         )
         assert flag(plan.vllm_args, "--quantization") == "inc"
-        assert flag(plan.vllm_args, "--kv-cache-dtype") == "fp8_inc"
+        assert flag(plan.vllm_args, "--kv-cache-dtype") is None  # the job measures no KV cache
         assert plan.env["QUANT_CONFIG"] == "/data/inc/Llama-3.1-8B/maxabs_quant_g2.json"
 
     def test_hpu_fp8_explicit_quant_config(self) -> None:
