@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: test venv lint unit integration e2e tiny-model demo bench docs clean
+.PHONY: test venv lint unit integration e2e chart tiny-model demo bench docs clean
 
 test: venv lint
 	$(PY) -m pytest tests
@@ -15,7 +15,7 @@ venv:
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy common model_server microservice fp8_quant harness bench scripts/gen_config_docs.py
+	$(VENV)/bin/mypy common model_server microservice fp8_quant harness bench scripts/gen_config_docs.py scripts/install_helm.py
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/shellcheck run_vllm.sh scripts/*.sh .ci/run
 
@@ -27,6 +27,10 @@ integration: venv
 
 e2e: venv
 	$(PY) -m pytest tests/e2e
+
+# The Helm chart with the real helm: lint, render, strict validation, assertions (seconds).
+chart: venv
+	$(PY) -m pytest tests/helm
 
 # Real vLLM CPU, the microservice per connector and the reference passthrough, measured
 # side by side (about 13 minutes); writes bench/results/results.md, results.json, chart.png.

