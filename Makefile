@@ -6,8 +6,16 @@ PY := $(VENV)/bin/python
 
 .PHONY: test venv lint unit integration e2e chart tiny-model demo bench docs clean
 
-test: venv lint
-	$(PY) -m pytest tests
+# lint runs beside the tests (single-threaded; the first tier spends minutes building images);
+# its output follows the tests', and either failing fails `make test`.
+test: venv
+	@mkdir -p test-logs
+	@$(MAKE) --no-print-directory lint > test-logs/lint.log 2>&1 & lint=$$!; \
+	$(PY) -m pytest tests; tests=$$?; \
+	wait $$lint; linted=$$?; \
+	echo "--- make lint (ran beside the tests) ---"; cat test-logs/lint.log; \
+	if [ $$linted -ne 0 ]; then echo "make test: lint failed"; fi; \
+	exit $$(( tests != 0 || linted != 0 ))
 
 venv:
 	bash scripts/bootstrap_venv.sh
