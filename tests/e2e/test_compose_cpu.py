@@ -84,7 +84,10 @@ def stack(
             "VLLM_MAX_MODEL_LEN": "512",
             "HF_HUB_OFFLINE": "1",
             "VLLM_JSON_COMPACT": "true",  # JSON answers without runs of whitespace
-            "VLLM_START_PERIOD": "600s",  # first start compiles; slow on a busy 2-core host
+            "VLLM_START_PERIOD": "600s",  # a slow start on a busy 2-core host
+            # torch.compile in the image is exercised by the Helm pod (read-only root, where its
+            # caches must land on the rendered emptyDir volumes); here vLLM starts eagerly.
+            "VLLM_ENFORCE_EAGER": "true",
         }
     )
     stack = Stack(
