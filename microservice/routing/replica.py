@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-# vLLM's gauges (V1 names; the Gaudi fork's older engine calls the KV-cache one gpu_cache).
+# vLLM's gauges (V1 names; older V0 engines call the KV-cache one gpu_cache_usage_perc).
 RUNNING = "vllm:num_requests_running"
 WAITING = "vllm:num_requests_waiting"
 KV_CACHE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
