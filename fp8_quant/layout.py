@@ -132,6 +132,12 @@ def read_payload(path: Path) -> dict[str, Any]:
         return dict(npz["arr_0"].item())
 
 
+def read_set(folder: Path, stem: str) -> tuple[dict[str, Any], list[str]]:
+    """The set write_set writes, as INC loads it: the .npz's dict and the module list."""
+    mod_list: list[str] = json.loads((folder / f"{stem}_mod_list.json").read_text())
+    return read_payload(folder / f"{stem}.npz"), mod_list
+
+
 def load_nodes(path: Path) -> dict[str, Any]:
     """The per-layer maxima of one measurement file (.npz as INC reads it, or .json)."""
     if path.suffix == ".json":

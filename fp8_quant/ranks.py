@@ -18,13 +18,12 @@ plugin's scripts with ``-u`` handle those.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from pathlib import Path
 from typing import Any
 
-from fp8_quant.layout import UNIFIED, measurement_stem, read_payload, write_set
+from fp8_quant.layout import UNIFIED, measurement_stem, read_payload, read_set, write_set
 from fp8_quant.vllm_names import max_merge
 
 
@@ -50,7 +49,8 @@ def find_ranks(folder: Path) -> int:
 
 
 def _merge_group(folder: Path, stems: list[str]) -> tuple[dict[str, Any], list[str]]:
-    payloads = [read_payload(folder / f"{stem}.npz") for stem in stems]
+    first, mod_list = read_set(folder, stems[0])
+    payloads = [first, *(read_payload(folder / f"{stem}.npz") for stem in stems[1:])]
     names = list(payloads[0]["Nodes"])
     for stem, payload in zip(stems, payloads, strict=True):
         if list(payload["Nodes"]) != names:
@@ -59,8 +59,7 @@ def _merge_group(folder: Path, stems: list[str]) -> tuple[dict[str, Any], list[s
                 "unified by the plugin's step-5 script with -u)"
             )
     nodes = {n: max_merge(n, [p["Nodes"][n] for p in payloads]) for n in names}
-    mod_list: list[str] = json.loads((folder / f"{stems[0]}_mod_list.json").read_text())
-    return {**payloads[0], "Nodes": nodes}, mod_list
+    return {**first, "Nodes": nodes}, mod_list
 
 
 def unify(folder: Path, ranks: int, out: Path | None = None) -> list[Path]:
@@ -85,9 +84,7 @@ def expand(folder: Path, tp_size: int) -> list[Path]:
     """One set per rank of ``tp_size`` from the unified ``_0_1`` set; nothing for one card."""
     if tp_size <= 1:
         return []
-    source = measurement_stem(*UNIFIED)
-    payload = read_payload(folder / f"{source}.npz")
-    mod_list: list[str] = json.loads((folder / f"{source}_mod_list.json").read_text())
+    payload, mod_list = read_set(folder, measurement_stem(*UNIFIED))
     written: list[Path] = []
     for rank in range(tp_size):
         ranked = {**payload, "LocalRank": rank}

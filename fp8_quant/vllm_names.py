@@ -10,14 +10,13 @@ shared by the parts, so that maximum is the common value). Layers not in the tab
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from fp8_quant.layout import measurement_stem, read_payload, write_set
+from fp8_quant.layout import measurement_stem, read_set, write_set
 
 # HF module (suffix of its dotted name) -> the vLLM module it becomes, for Llama-style decoders
 # (Llama, Mistral, Qwen2): vLLM's models/llama.py fuses these at load time.
@@ -112,10 +111,8 @@ def convert_dump(source_dir: Path, target_dir: Path, target_stem: str) -> int:
     agree. ``target_stem`` names the set (``_0_1``: what one card loads). Returns the number of
     vLLM modules.
     """
-    stem = measurement_stem()
-    payload = read_payload(source_dir / f"{stem}.npz")
+    payload, mod_list = read_set(source_dir, measurement_stem())
     nodes = convert_nodes(payload["Nodes"])
-    mod_list = json.loads((source_dir / f"{stem}_mod_list.json").read_text())
     # LocalRank -1: a set unified onto one card, as the plugin's step-5 script marks it
     converted = {**payload, "LocalRank": -1, "Nodes": nodes}
     write_set(target_dir, target_stem, converted, convert_mod_list(mod_list))
