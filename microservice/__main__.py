@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -87,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         port=settings.llm_usvc_port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=round(settings.llm_drain_timeout_s),
+        # uvicorn takes whole seconds: round up, never drain for less than asked
+        timeout_graceful_shutdown=math.ceil(settings.llm_drain_timeout_s),
         # Longer than clients' idle keep-alive (httpx: 5 s, equal to uvicorn's default), so
         # the server never closes a connection a client is just reusing.
         timeout_keep_alive=65,

@@ -24,7 +24,7 @@ from harness.processes import free_port
 from tests.e2e import kubelet
 from tests.e2e.conftest import E2E
 from tests.e2e.kubelet_objects import Objects, pod_template
-from tests.helm.chart import NAMESPACE, Helm, one
+from tests.helm.chart import NAMESPACE, Helm, by_kind, one
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
@@ -75,7 +75,7 @@ def booted(
         helm.close()
     objects = Objects.index(rendered, namespace=NAMESPACE)
     volumes = tmp_path_factory.mktemp("kubelet")
-    cache = next(o for o in rendered if o["kind"] == "PersistentVolumeClaim")["metadata"]["name"]
+    cache = by_kind(rendered, "PersistentVolumeClaim")[0]["metadata"]["name"]
     model_dir = volumes / "pvc" / cache / "models" / "tiny"
     shutil.copytree(tiny_model, model_dir)
     for path in [volumes / "pvc" / cache, *(volumes / "pvc" / cache).rglob("*")]:

@@ -119,5 +119,17 @@ def containers(pod_spec: dict[str, Any]) -> list[dict[str, Any]]:
     return [*pod_spec.get("initContainers", []), *pod_spec["containers"]]
 
 
+def container_env(container: dict[str, Any], objects: list[dict[str, Any]]) -> dict[str, Any]:
+    """The container's variables in Kubernetes order: ConfigMap envFrom first, then its env
+    entries, each a value or (Secret references) its valueFrom."""
+    maps = {c["metadata"]["name"]: c["data"] for c in by_kind(objects, "ConfigMap")}
+    env: dict[str, Any] = {}
+    for source in container.get("envFrom", []):
+        env.update(maps[source["configMapRef"]["name"]])
+    for entry in container.get("env", []):
+        env[entry["name"]] = entry.get("value", entry.get("valueFrom"))
+    return env
+
+
 def load_yaml(path: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]

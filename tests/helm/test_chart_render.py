@@ -4,6 +4,7 @@ versions accept strictly, and that hold together: names, ports, probes, selector
 from __future__ import annotations
 
 import json
+import runpy
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from tests.helm.chart import (
     NAMESPACE,
     Helm,
     by_kind,
+    container_env,
     containers,
     one,
     pod_specs,
@@ -170,17 +172,6 @@ def test_selectors_match_pods_and_ports_match_names(rendered: dict[str, Any], na
         assert _matches(peer, usvc_pods) and not _matches(peer, vllm_pods)
 
 
-def _env(container: dict[str, Any], objects: list[dict[str, Any]]) -> dict[str, Any]:
-    """The container's variables: ConfigMap envFrom first, then env entries (Kubernetes order)."""
-    maps = {c["metadata"]["name"]: c["data"] for c in by_kind(objects, "ConfigMap")}
-    env: dict[str, Any] = {}
-    for source in container.get("envFrom", []):
-        env.update(maps[source["configMapRef"]["name"]])
-    for entry in container.get("env", []):
-        env[entry["name"]] = entry.get("value", entry.get("valueFrom"))
-    return env
-
-
 @pytest.mark.parametrize("name", RENDERS)
 def test_microservice_reaches_vllm_through_its_headless_service(
     rendered: dict[str, Any], name: str
@@ -189,20 +180,19 @@ def test_microservice_reaches_vllm_through_its_headless_service(
     vllm = one(objects, "Service", "vllm")
     assert vllm["spec"]["clusterIP"] == "None"
     usvc = one(objects, "Deployment", "microservice")["spec"]["template"]["spec"]["containers"][0]
-    endpoint = _env(usvc, objects)["LLM_MODEL_SERVER_ENDPOINT"]
+    endpoint = container_env(usvc, objects)["LLM_MODEL_SERVER_ENDPOINT"]
     name_, port = vllm["metadata"]["name"], vllm["spec"]["ports"][0]["port"]
     assert endpoint == f"http://{name_}.{NAMESPACE}.svc.cluster.local:{port}"
     server = one(objects, "Deployment", "vllm")["spec"]["template"]["spec"]["containers"][0]
-    assert _env(server, objects)["LLM_VLLM_PORT"] == str(port)
-    assert _env(usvc, objects)["LLM_MODEL_NAME"] == _env(server, objects)["LLM_VLLM_MODEL_NAME"]
+    server_env = container_env(server, objects)
+    assert server_env["LLM_VLLM_PORT"] == str(port)
+    assert container_env(usvc, objects)["LLM_MODEL_NAME"] == server_env["LLM_VLLM_MODEL_NAME"]
 
 
 def test_probes_use_the_paths_the_images_check() -> None:
     """The chart probes what the images' own HEALTHCHECK asks (docker/healthcheck.py), which the
     Compose e2e proves both services answer; the booted-pod e2e polls the rendered probes."""
-    namespace: dict[str, Any] = {}
-    exec((CHART.parents[2] / "docker" / "healthcheck.py").read_text(), namespace)
-    targets = namespace["TARGETS"]
+    targets = runpy.run_path(str(CHART.parents[2] / "docker" / "healthcheck.py"))["TARGETS"]
     for template, target in (("vllm-deployment.yaml", "vllm"), ("usvc-deployment.yaml", "usvc")):
         text = (CHART / "templates" / template).read_text()
         paths = {line.split(":", 1)[1].strip() for line in text.splitlines() if "path: /" in line}
@@ -231,4 +221,4 @@ def test_gaudi_resources_only_in_gaudi_renders(rendered: dict[str, Any]) -> None
     vllm = one(rendered["gaudi"], "Deployment", "vllm")["spec"]["template"]["spec"]
     limits = vllm["containers"][0]["resources"]["limits"]
     assert limits["habana.ai/gaudi"] == 1
-    assert _env(vllm["containers"][0], rendered["gaudi"])["LLM_DEVICE"] == "hpu"
+    assert container_env(vllm["containers"][0], rendered["gaudi"])["LLM_DEVICE"] == "hpu"

@@ -4,7 +4,6 @@ output to exactly what vLLM reads; secrets never appear as values."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -12,7 +11,7 @@ from common.config_loading import load
 from fp8_quant.layout import MANIFEST_FILE
 from fp8_quant.settings import Fp8Settings
 from model_server.settings import ModelServerSettings
-from tests.helm.chart import GAUDI_VALUES, Helm, by_kind, one
+from tests.helm.chart import GAUDI_VALUES, Helm, by_kind, container_env, one
 from tests.helm.test_chart_render import FP8_SETS
 
 CANARY = "hf_canary_value_never_rendered"
@@ -63,15 +62,6 @@ def test_fp8_needs_its_inputs(helm: Helm, sets: dict[str, str], message: str) ->
     assert message in helm.refusal(sets, values=(GAUDI_VALUES,))
 
 
-def _container_env(container: dict[str, Any], objects: list[dict[str, Any]]) -> dict[str, str]:
-    maps = {c["metadata"]["name"]: c["data"] for c in by_kind(objects, "ConfigMap")}
-    env: dict[str, str] = {}
-    for source in container.get("envFrom", []):
-        env.update(maps[source["configMapRef"]["name"]])
-    env.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
-    return env
-
-
 def test_vllm_waits_for_the_manifest_the_fp8_job_publishes(
     helm: Helm, clean_env: pytest.MonkeyPatch
 ) -> None:
@@ -80,12 +70,13 @@ def test_vllm_waits_for_the_manifest_the_fp8_job_publishes(
     job = by_kind(objects, "Job")[0]["spec"]["template"]["spec"]
     vllm = one(objects, "Deployment", "vllm")["spec"]["template"]["spec"]
 
-    for name, value in _container_env(job["containers"][0], objects).items():
+    job_env = container_env(job["containers"][0], objects)
+    for name, value in job_env.items():
         clean_env.setenv(name, value)
     published = load(Fp8Settings).result_dir / MANIFEST_FILE
-    for name in list(_container_env(job["containers"][0], objects)):
+    for name in job_env:
         clean_env.delenv(name)
-    for name, value in _container_env(vllm["containers"][0], objects).items():
+    for name, value in container_env(vllm["containers"][0], objects).items():
         clean_env.setenv(name, value)
     served = load(ModelServerSettings)
 
@@ -103,7 +94,7 @@ def test_vllm_waits_for_the_manifest_the_fp8_job_publishes(
     assert len(claims) == 1
     assert by_kind(objects, "PersistentVolumeClaim")[0]["metadata"]["name"] in claims
     assert Path(published).is_relative_to("/data")
-    assert _container_env(job["containers"][0], objects)["VLLM_TP_SIZE"] == "2"
+    assert job_env["VLLM_TP_SIZE"] == "2"
 
 
 def test_a_changed_calibration_input_names_a_new_job(helm: Helm) -> None:
@@ -119,7 +110,7 @@ def test_drain_budget_covers_pre_stop_and_streams(helm: Helm) -> None:
     objects = helm.render((), {"microservice.drainSeconds": "600"})
     usvc = one(objects, "Deployment", "microservice")["spec"]["template"]["spec"]
     container = usvc["containers"][0]
-    assert _container_env(container, objects)["LLM_DRAIN_TIMEOUT_S"] == "600"
+    assert container_env(container, objects)["LLM_DRAIN_TIMEOUT_S"] == "600"
     pre_stop = int(container["lifecycle"]["preStop"]["exec"]["command"][1])
     assert usvc["terminationGracePeriodSeconds"] > pre_stop + 600
 
@@ -130,5 +121,5 @@ def test_api_keys_secret_is_mounted_as_a_folder(helm: Helm) -> None:
     usvc = one(objects, "Deployment", "microservice")["spec"]["template"]["spec"]
     mount = next(m for m in usvc["containers"][0]["volumeMounts"] if m["name"] == "api-keys")
     assert "subPath" not in mount
-    keys_file = _container_env(usvc["containers"][0], objects)["LLM_API_KEYS_FILE"]
+    keys_file = container_env(usvc["containers"][0], objects)["LLM_API_KEYS_FILE"]
     assert Path(keys_file).parent == Path(mount["mountPath"])
