@@ -1,5 +1,5 @@
-"""``create_app(settings)``: the FastAPI app, its one pooled client, its connector, the served
-models with their replica pools, and the API-key guard.
+"""``create_app(settings)``: the FastAPI app, its one pooled client to vLLM, its connector, the
+served models with their replica pools, and the API-key guard.
 
 Nothing happens at import time; the lifespan builds them once and closes them on shutdown.
 The model servers are not required at start: the service answers while vLLM loads, and the
@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
-import httpx
 from fastapi import FastAPI
 
 from microservice import connectors, errors
@@ -20,7 +19,8 @@ from microservice.auth.guard import build_guard
 from microservice.logs import get_logger
 from microservice.metrics import Metrics
 from microservice.middleware import RequestContext
-from microservice.model_server_client import make_client
+from microservice.model_server_client import ModelServerClient
+from microservice.model_server_http import AiohttpClient
 from microservice.openai_api import install_openapi
 from microservice.routes import router
 from microservice.routing.discovery import Resolver, system_resolver
@@ -32,17 +32,19 @@ from microservice.tracing import Tracing
 
 def create_app(
     settings: MicroserviceSettings,
-    model_server_transport: httpx.AsyncBaseTransport | None = None,
+    model_server_client: Callable[[MicroserviceSettings], ModelServerClient] = AiohttpClient,
     resolver: Resolver = system_resolver,
 ) -> FastAPI:
-    """``model_server_transport`` and ``resolver`` replace the network to the replicas and
-    the DNS (in-process tests only)."""
+    """``model_server_client`` and ``resolver`` replace the network to the replicas and the
+    DNS (in-process tests only)."""
     metrics = Metrics()
     tracing = Tracing.build(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with make_client(settings, model_server_transport) as client:
+        client = model_server_client(settings)
+        async with contextlib.AsyncExitStack() as closing:
+            closing.push_async_callback(client.aclose)
             connector = connectors.build(settings, client)
             models = ServedModels(
                 settings.catalog, settings, client, connector, resolver, metrics.routing, tracing

@@ -1,56 +1,67 @@
-"""The one pooled HTTP client to vLLM (the model server), and how its failures read as ours."""
+"""What the microservice needs from an HTTP client to vLLM (the model server), and how vLLM's
+refusals read as ours.
+
+The app holds one ``ModelServerClient`` for its life (``model_server_http.AiohttpClient`` in
+production). Every failure of a call comes out as a ``ModelServerError``, whatever the library
+underneath, so connectors, probes and routing never see a library's exceptions. In-process tests
+pass a stand-in that speaks the same protocol.
+"""
 
 from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 import orjson
 
-from microservice.errors import (
-    ModelServerConnectionLost,
-    ModelServerError,
-    ModelServerFailed,
-    ModelServerRejected,
-    ModelServerTimeout,
-    ModelServerUnreachable,
-)
-from microservice.settings import MicroserviceSettings
-
-# vLLM (uvicorn) closes a keep-alive connection after 5 s idle. Dropping ours sooner means a
-# pooled connection is never reused just as the server closes it (a ReadError, answered 502),
-# and idle connections do not linger half-closed (CLOSE-WAIT) on our side.
-MODEL_SERVER_KEEPALIVE_S = 2.0
+from microservice.errors import ModelServerError, ModelServerFailed, ModelServerRejected
 
 
-def make_client(
-    settings: MicroserviceSettings, transport: httpx.AsyncBaseTransport | None = None
-) -> httpx.AsyncClient:
-    """Keep-alive pool sized for the service's concurrency, shared by every replica (requests
-    name the replica's URL); the read timeout is the 504 limit.
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A whole answer: its status and body."""
 
-    ``transport`` replaces the network in in-process tests (a stand-in model server)."""
-    return httpx.AsyncClient(
-        transport=transport,
-        timeout=httpx.Timeout(
-            settings.llm_request_timeout_s,
-            connect=settings.llm_connect_timeout_s,
-            pool=settings.llm_request_timeout_s,
-        ),
-        limits=httpx.Limits(
-            max_connections=settings.llm_max_connections,
-            max_keepalive_connections=settings.llm_max_connections,
-            keepalive_expiry=MODEL_SERVER_KEEPALIVE_S,
-        ),
-    )
+    status: int
+    body: bytes
 
 
-def transport_error(error: httpx.HTTPError, endpoint: str) -> ModelServerError:
-    if isinstance(error, httpx.TimeoutException) and not isinstance(error, httpx.ConnectTimeout):
-        return ModelServerTimeout(f"model server at {endpoint} did not answer in time")
-    if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
-        return ModelServerUnreachable(f"model server at {endpoint} is unreachable: {error}")
-    return ModelServerConnectionLost(
-        f"model server at {endpoint} failed: {type(error).__name__}: {error}"
-    )
+class Streamed(Protocol):
+    """An answer whose body is read as it arrives."""
+
+    status: int
+
+    def reads(self) -> AsyncGenerator[bytes, None]:
+        """The body in the pieces it arrived in (one per read from the socket)."""
+        ...
+
+    async def body(self) -> bytes:
+        """The rest of the body, whole (for error answers)."""
+        ...
+
+
+class ModelServerClient(Protocol):
+    """One pooled client to every replica; ``base_url`` names the replica of each call."""
+
+    async def get(self, base_url: str, path: str, timeout_s: float) -> Reply: ...
+
+    async def post(
+        self, base_url: str, path: str, body: bytes, headers: Mapping[str, str]
+    ) -> Reply: ...
+
+    def stream(
+        self, base_url: str, path: str, body: bytes, headers: Mapping[str, str]
+    ) -> AbstractAsyncContextManager[Streamed]:
+        """POST, answer read as it arrives; leaving the block releases or drops the connection."""
+        ...
+
+    def sdk_client(self) -> httpx.AsyncClient:
+        """An httpx client for SDKs that need one (the LangChain connector's openai SDK)."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 def model_server_message(body: bytes) -> str:

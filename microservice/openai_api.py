@@ -11,12 +11,14 @@ The fuzz test (tests/integration/microservice/test_fuzz.py) holds the service to
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
+from starlette.routing import Route
 
 from microservice.openai_schemas import CompletionRequest, EmbeddingRequest
 from microservice.schemas import OpeaRequest, OpenAIRequest
@@ -209,6 +211,17 @@ def _operations(ref: dict[type[BaseModel], dict[str, Any]]) -> dict[str, dict[st
     }
 
 
+def _plain_operations(route: Route) -> dict[str, dict[str, Any]]:
+    """The summary and operation id FastAPI would give the route (``generate_unique_id``)."""
+    unique = re.sub(r"\W", "_", f"{route.name}{route.path_format}")
+    summary = route.name.replace("_", " ").title()
+    return {
+        method.lower(): {"summary": summary, "operationId": f"{unique}_{method.lower()}"}
+        for method in sorted(route.methods or ())
+        if method != "HEAD"
+    }
+
+
 def build_openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's document of ``app`` with the request bodies, answers and security added."""
     doc = get_openapi(
@@ -234,6 +247,12 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
             "description": "A key of LLM_API_KEYS_FILE; needed only when that file is set.",
         }
     }
+    paths = doc.setdefault("paths", {})
+    for route in app.routes:  # plain endpoints: FastAPI documents only its own routes
+        if type(route) is Route and route.include_in_schema:
+            paths.setdefault(route.path, {}).update(_plain_operations(route))
+    order = [route.path for route in app.routes if isinstance(route, Route)]
+    doc["paths"] = {path: paths[path] for path in order if path in paths}
     ref = {model: refs[(model, "validation")] for model in models}
     for path, extra in _operations(ref).items():
         for operation in doc["paths"].get(path, {}).values():

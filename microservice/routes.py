@@ -1,5 +1,9 @@
 """Thin HTTP routes: who calls, read and validate, pick the model, admit, hand over.
 
+The three model routes (chat, completions, embeddings) are plain Starlette endpoints: FastAPI's
+per-request dependency solving showed in the profile of the hot path, and they read and validate
+their body themselves anyway. ``openai_api`` documents them as it documents the others.
+
 Every API route (chat, completions, embeddings, models) needs an API key when keys are on;
 health and /metrics never do. The order of refusals: 401 (no or wrong key), 4xx for the body,
 404 (no such model), 403 (not this key's model), 429 (this key's limits).
@@ -27,7 +31,7 @@ from microservice.openai_schemas import (
 )
 from microservice.schemas import OpeaRequest, check_max_tokens, parse_json, parse_request
 from microservice.served import ServedModel
-from microservice.state import ServiceState, StateDep
+from microservice.state import ServiceState, StateDep, service_state
 
 router = APIRouter()
 
@@ -66,8 +70,8 @@ def _ids(request: Request) -> RequestIds:
     return RequestIds(request.state.request_id, request.headers.get("x-session-id"))
 
 
-@router.post("/v1/chat/completions")
-async def chat_completions(request: Request, state: StateDep) -> Response:
+async def chat_completions(request: Request) -> Response:
+    state = service_state(request)
     caller = state.guard.identify(request.headers.get("authorization"))
     chat = parse_request(await _json_body(request, state))
     served = state.models.get(None if isinstance(chat, OpeaRequest) else chat.model, "chat")
@@ -100,18 +104,23 @@ async def _relayed(
     )
 
 
-@router.post("/v1/completions")
-async def completions(request: Request, state: StateDep) -> Response:
+async def completions(request: Request) -> Response:
+    state = service_state(request)
     caller = state.guard.identify(request.headers.get("authorization"))
     completion = parse_completion(await _json_body(request, state))
     return await _relayed(request, state, caller, completion, "chat", "completions")
 
 
-@router.post("/v1/embeddings")
-async def embeddings(request: Request, state: StateDep) -> Response:
+async def embeddings(request: Request) -> Response:
+    state = service_state(request)
     caller = state.guard.identify(request.headers.get("authorization"))
     embedding = parse_embedding(await _json_body(request, state))
     return await _relayed(request, state, caller, embedding, "embedding", "embeddings")
+
+
+router.add_route("/v1/chat/completions", chat_completions, methods=["POST"])
+router.add_route("/v1/completions", completions, methods=["POST"])
+router.add_route("/v1/embeddings", embeddings, methods=["POST"])
 
 
 @router.get("/v1/models")

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import httpx
-
 from microservice.catalog import Catalog, ModelKind, ModelSpec
 from microservice.connectors import Connector
 from microservice.errors import ModelNotFound, WrongModelKind
 from microservice.health import HealthChecker
 from microservice.model_info import ModelInfo
+from microservice.model_server_client import ModelServerClient
 from microservice.routing.discovery import Discovery, Resolver
 from microservice.routing.dispatch import Dispatcher
 from microservice.routing.metrics import RoutingMetrics
@@ -53,7 +52,7 @@ class ServedModels:
         self,
         catalog: Catalog,
         settings: MicroserviceSettings,
-        client: httpx.AsyncClient,
+        client: ModelServerClient,
         connector: Connector,
         resolver: Resolver,
         metrics: RoutingMetrics,

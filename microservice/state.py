@@ -1,4 +1,5 @@
-"""What the routes depend on, built once per app in the lifespan and reached via ``StateDep``."""
+"""What the routes depend on, built once per app in the lifespan and reached via ``StateDep``
+(or ``service_state`` from a plain endpoint)."""
 
 from __future__ import annotations
 
@@ -33,10 +34,15 @@ class ServiceState:
         return on_usage
 
 
-async def get_state(request: Request) -> ServiceState:
-    """Async on purpose: FastAPI runs a sync dependency in a thread pool, on every request."""
+def service_state(request: Request) -> ServiceState:
+    """For plain Starlette endpoints (no dependency solving)."""
     state: ServiceState = request.app.state.service
     return state
+
+
+async def get_state(request: Request) -> ServiceState:
+    """Async on purpose: FastAPI runs a sync dependency in a thread pool, on every request."""
+    return service_state(request)
 
 
 StateDep = Annotated[ServiceState, Depends(get_state)]

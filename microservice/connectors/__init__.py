@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import httpx
-
 from microservice.connectors.base import Connector
+from microservice.model_server_client import ModelServerClient
 from microservice.settings import MicroserviceSettings
 
 
-def build(settings: MicroserviceSettings, client: httpx.AsyncClient) -> Connector:
+def build(settings: MicroserviceSettings, client: ModelServerClient) -> Connector:
     """One connector for the app's life; the langchain import only happens when chosen."""
     if settings.llm_connector == "langchain":
         from microservice.connectors.langchain import LangchainConnector

@@ -1,4 +1,4 @@
-"""Generic connector: vLLM's OpenAI API over the pooled httpx client, bytes passed through.
+"""Generic connector: vLLM's OpenAI API over the app's pooled client, bytes passed through.
 
 It serves every path (chat, completions, embeddings); the LangChain connector hands it every
 call that is not chat."""
@@ -9,12 +9,11 @@ import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, AsyncIterator
 
-import httpx
 import orjson
 
 from microservice.calls import Completion, ModelCall
-from microservice.errors import ModelServerConnectionLost, ModelServerFailed
-from microservice.model_server_client import status_error, transport_error
+from microservice.errors import ModelServerConnectionLost, ModelServerError, ModelServerFailed
+from microservice.model_server_client import ModelServerClient, status_error
 
 DONE = b"[DONE]"
 # What may follow [DONE] before the body ends (the chunked-encoding end) is read, so that the
@@ -40,9 +39,10 @@ def split_events(buffer: bytes) -> tuple[list[bytes], bytes, bool]:
 
 async def _drain(reads: AsyncIterator[bytes]) -> None:
     """Read to the body's end, unless it is long or slow in coming (then the caller drops the
-    connection: the client's [DONE] must not wait on a model server that misbehaves)."""
+    connection: the client's [DONE] must not wait on a model server that misbehaves). The
+    answer is whole by now: a failure here only costs the connection."""
     seen = 0
-    with contextlib.suppress(TimeoutError):
+    with contextlib.suppress(TimeoutError, ModelServerError):
         async with asyncio.timeout(DRAIN_TIMEOUT_S):
             async for data in reads:
                 seen += len(data)
@@ -54,53 +54,46 @@ class GenericConnector:
     """No SDK in the hot path: one POST; the answer's bytes returned, or its SSE events passed on
     in the batches they arrived in (one write to the client per read from vLLM)."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: ModelServerClient) -> None:
         self._client = client
 
-    def _request(self, call: ModelCall, base_url: str) -> httpx.Request:
+    @staticmethod
+    def _headers(call: ModelCall) -> dict[str, str]:
         headers = {"content-type": "application/json", "x-request-id": call.request_id}
         if call.trace_headers:
             headers.update(call.trace_headers)
-        return self._client.build_request(
-            "POST", base_url + call.path, content=orjson.dumps(call.body), headers=headers
-        )
+        return headers
 
     async def complete(self, call: ModelCall, base_url: str) -> Completion:
+        body = orjson.dumps(call.body)
+        reply = await self._client.post(base_url, call.path, body, self._headers(call))
+        if reply.status != 200:
+            raise status_error(reply.status, reply.body, base_url)
         try:
-            response = await self._client.send(self._request(call, base_url))
-        except httpx.HTTPError as error:
-            raise transport_error(error, base_url) from None
-        if response.status_code != 200:
-            raise status_error(response.status_code, response.content, base_url)
-        try:
-            return Completion(response.content, orjson.loads(response.content))
+            return Completion(reply.body, orjson.loads(reply.body))
         except orjson.JSONDecodeError:
             raise ModelServerFailed("model server answered with a body that is not JSON") from None
 
     async def stream(self, call: ModelCall, base_url: str) -> AsyncGenerator[list[bytes], None]:
-        try:
-            response = await self._client.send(self._request(call, base_url), stream=True)
-        except httpx.HTTPError as error:
-            raise transport_error(error, base_url) from None
-        try:
-            if response.status_code != 200:
-                raise status_error(response.status_code, await response.aread(), base_url)
-            reads = response.aiter_raw()
-            pending = b""
-            async for data in reads:
-                batch, pending, done = split_events(pending + data)
-                if batch:
-                    yield batch
-                if done:
-                    await _drain(reads)
-                    return
-            raise ModelServerConnectionLost(
-                f"model server at {base_url} closed the stream before [DONE]"
-            )
-        except httpx.HTTPError as error:
-            raise transport_error(error, base_url) from None
-        finally:
-            await response.aclose()
+        body = orjson.dumps(call.body)
+        async with self._client.stream(base_url, call.path, body, self._headers(call)) as answer:
+            if answer.status != 200:
+                raise status_error(answer.status, await answer.body(), base_url)
+            reads = answer.reads()
+            try:
+                pending = b""
+                async for data in reads:
+                    batch, pending, done = split_events(pending + data if pending else data)
+                    if batch:
+                        yield batch
+                    if done:
+                        await _drain(reads)
+                        return
+                raise ModelServerConnectionLost(
+                    f"model server at {base_url} closed the stream before [DONE]"
+                )
+            finally:
+                await reads.aclose()
 
     async def aclose(self) -> None:
         """The client belongs to the app's lifespan, which closes it."""

@@ -1,8 +1,8 @@
 """LangChain connector: one ``ChatOpenAI`` on vLLM's chat API, built once, on the shared pool.
 
 The OPEA component posted a flattened ``System: … Human: …`` prompt to /v1/completions and
-built a client per request; here the chat template applies and the pool is the app's one httpx
-client.
+built a client per request; here the chat template applies and the SDK's httpx pool is built once
+(``ModelServerClient.sdk_client``).
 """
 
 from __future__ import annotations
@@ -29,7 +29,8 @@ from microservice.errors import (
     ModelServerUnreachable,
     RequestInvalid,
 )
-from microservice.model_server_client import status_error, transport_error
+from microservice.model_server_client import ModelServerClient, status_error
+from microservice.model_server_http import httpx_error
 from microservice.settings import MicroserviceSettings
 
 # Parameters the openai SDK takes by name; everything else vLLM knows goes in extra_body.
@@ -62,9 +63,9 @@ MAX_MODELS = 64
 
 
 class LangchainConnector:
-    def __init__(self, settings: MicroserviceSettings, client: httpx.AsyncClient) -> None:
+    def __init__(self, settings: MicroserviceSettings, client: ModelServerClient) -> None:
         self._settings = settings
-        self._client = client
+        self._sdk_client = client.sdk_client()
         self._models: dict[tuple[str, str], ChatOpenAI] = {}
         # LangChain's chat model serves chat only; completions and embeddings go as bytes.
         self._generic = GenericConnector(client)
@@ -78,7 +79,7 @@ class LangchainConnector:
                 model=name,
                 base_url=f"{base_url}/v1",
                 api_key="EMPTY",  # vLLM needs none; the SDK needs one
-                http_async_client=self._client,
+                http_async_client=self._sdk_client,
                 timeout=self._settings.llm_request_timeout_s,
                 max_retries=0,
                 stream_usage=True,
@@ -111,13 +112,13 @@ class LangchainConnector:
         if isinstance(error, openai.APIConnectionError):
             cause = error.__cause__ or error.__context__
             if isinstance(cause, httpx.HTTPError):
-                return transport_error(cause, base_url)
-            return transport_error(httpx.ConnectError(str(error)), base_url)
+                return httpx_error(cause, base_url)
+            return httpx_error(httpx.ConnectError(str(error)), base_url)
         if isinstance(error, openai.APIStatusError):
             body = orjson.dumps(error.body) if error.body is not None else error.message.encode()
             return status_error(error.status_code, body, base_url)
         if isinstance(error, httpx.HTTPError):
-            return transport_error(error, base_url)
+            return httpx_error(error, base_url)
         return ModelServerFailed(f"model server call failed: {type(error).__name__}: {error}")
 
     async def complete(self, call: ModelCall, base_url: str) -> Completion:
@@ -190,7 +191,7 @@ class LangchainConnector:
         }
 
     async def aclose(self) -> None:
-        """The shared httpx client is closed by the app's lifespan."""
+        """The SDK's httpx client belongs to the app's model-server client, which closes it."""
 
 
 def _messages(call: ModelCall) -> list[BaseMessage]:

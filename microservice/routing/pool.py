@@ -11,8 +11,6 @@ import math
 import time
 from collections.abc import Callable, Sequence
 
-import httpx
-
 from microservice.calls import ModelCall
 from microservice.errors import (
     ModelServerConnectionLost,
@@ -23,6 +21,7 @@ from microservice.errors import (
 )
 from microservice.logs import get_logger
 from microservice.model_info import ModelInfo
+from microservice.model_server_client import ModelServerClient
 from microservice.routing import policies
 from microservice.routing.admission import WaitingRoom
 from microservice.routing.discovery import Discovery
@@ -81,7 +80,7 @@ class ReplicaPool:
     def __init__(
         self,
         settings: MicroserviceSettings,
-        client: httpx.AsyncClient,
+        client: ModelServerClient,
         discovery: Discovery,
         info: ModelInfo,
         metrics: RoutingMetrics,
@@ -100,7 +99,7 @@ class ReplicaPool:
         self._check_lock = asyncio.Lock()
         self._checked_at = -math.inf
         interval = settings.llm_probe_interval_s
-        self._probe_timeout = httpx.Timeout(min(10.0, max(5.0, 2 * interval)))
+        self._probe_timeout_s = min(10.0, max(5.0, 2 * interval))
         self._retry_after = min(10, max(1, math.ceil(interval)))
 
     @property
@@ -154,7 +153,7 @@ class ReplicaPool:
 
     async def _probe(self, replica: Replica) -> None:
         was_healthy = replica.healthy
-        await probe(self._client, replica, self._info, self._probe_timeout)
+        await probe(self._client, replica, self._info, self._probe_timeout_s)
         self._metrics.observe(replica)
         if replica.healthy != was_healthy:
             fields = {"replica": replica.url, "healthy": replica.healthy, "reason": replica.reason}

@@ -7,56 +7,57 @@ its load. The reasons are the operator's: they appear as they are in ``/v1/healt
 
 from __future__ import annotations
 
-import httpx
 import orjson
 
+from microservice.errors import ModelServerError, ModelServerTimeout, ModelServerUnreachable
 from microservice.model_info import ModelInfo, find_model
+from microservice.model_server_client import ModelServerClient
 from microservice.routing.replica import Load, Replica, parse_load
 
 SLOW_CHECKS_TO_LEAVE = 2
 
 
 async def probe(
-    client: httpx.AsyncClient, replica: Replica, info: ModelInfo, limit: httpx.Timeout
+    client: ModelServerClient, replica: Replica, info: ModelInfo, limit_s: float
 ) -> None:
     url = replica.url
     try:
-        health = await client.get(url + "/health", timeout=limit)
-        if health.status_code != 200:
-            replica.mark_down(f"model server is not ready (health {health.status_code})")
+        health = await client.get(url, "/health", limit_s)
+        if health.status != 200:
+            replica.mark_down(f"model server is not ready (health {health.status})")
             return
         if not replica.healthy:
-            reason, wrong_model = await _serves_model(client, url, info, limit)
+            reason, wrong_model = await _serves_model(client, url, info, limit_s)
             if reason is not None:
                 replica.mark_down(reason, wrong_model)
                 return
-        load = await _load(client, url, limit)
-    except httpx.ConnectError:
+        load = await _load(client, url, limit_s)
+    except ModelServerUnreachable:
         replica.mark_down("model server is unreachable (not started or still loading)")
         return
-    except httpx.TimeoutException as error:
+    except ModelServerTimeout:
         # A busy CPU engine can be slow to answer: one slow check keeps a healthy replica in
         # (a session must not move for it); the next slow one in a row takes it out.
         replica.slow_checks += 1
         if not replica.healthy or replica.slow_checks >= SLOW_CHECKS_TO_LEAVE:
-            replica.mark_down(f"model server did not answer: {type(error).__name__}")
+            replica.mark_down(f"model server did not answer within {limit_s:g} s")
         return
-    except httpx.HTTPError as error:
-        replica.mark_down(f"model server did not answer: {type(error).__name__}")
+    except ModelServerError as error:
+        replica.mark_down(f"model server did not answer: {error.message}")
         return
     replica.mark_healthy(load)
 
 
 async def _serves_model(
-    client: httpx.AsyncClient, url: str, info: ModelInfo, limit: httpx.Timeout
+    client: ModelServerClient, url: str, info: ModelInfo, limit_s: float
 ) -> tuple[str | None, bool]:
     """(None, False) when the replica serves our model (its context length is learned); else
     why not, and whether it is up but serves other models."""
-    models = await client.get(url + "/v1/models", timeout=limit)
-    if models.status_code != 200:
-        return f"model server lists no models (status {models.status_code})", False
+    models = await client.get(url, "/v1/models", limit_s)
+    if models.status != 200:
+        return f"model server lists no models (status {models.status})", False
     try:
-        listed = orjson.loads(models.content)
+        listed = orjson.loads(models.body)
         entry = find_model(listed, info.model)
         served = sorted(str(m["id"]) for m in listed["data"])
     except (ValueError, KeyError, TypeError):  # orjson's decode error is a ValueError too
@@ -67,10 +68,12 @@ async def _serves_model(
     return None, False
 
 
-async def _load(client: httpx.AsyncClient, url: str, limit: httpx.Timeout) -> Load:
+async def _load(client: ModelServerClient, url: str, limit_s: float) -> Load:
     """The engine's load; a replica without /metrics is routed on our own counts alone."""
     try:
-        metrics = await client.get(url + "/metrics", timeout=limit)
-    except httpx.TimeoutException:
+        metrics = await client.get(url, "/metrics", limit_s)
+    except ModelServerTimeout:
         return Load()
-    return parse_load(metrics.text) if metrics.status_code == 200 else Load()
+    if metrics.status != 200:
+        return Load()
+    return parse_load(metrics.body.decode(errors="replace"))

@@ -1,14 +1,19 @@
-"""A STAND-IN for vLLM, not vLLM: an httpx transport with scripted answers, for in-process tests
-of what a real server cannot show on demand (an event split across reads, a stream cut or
-ended early, an error event, a 5xx, a refused connection, a timeout).
+"""A STAND-IN for vLLM, not vLLM: scripted answers served in process through the microservice's
+``ModelServerClient`` protocol, for tests of what a real server cannot show on demand (an event
+split across reads, a stream cut or ended early, an error event, a 5xx, a refused connection,
+a timeout). Answers are written as ``httpx.Response`` objects; httpx's errors raised by an
+answer are translated as production translates the SDK's (``model_server_http.httpx_error``).
 
-The real-vLLM behaviour of the same paths is covered in tests/integration/microservice.
+The real-vLLM behaviour of the same paths is covered in tests/integration/microservice, the
+production aiohttp client against real sockets in tests/unit/microservice/test_model_server_http.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import inspect
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +21,8 @@ import httpx
 import orjson
 
 from microservice.app import create_app
+from microservice.model_server_client import Reply
+from microservice.model_server_http import httpx_error, make_sdk_client
 from microservice.settings import MicroserviceSettings
 
 MODEL = "standin-model"
@@ -131,20 +138,84 @@ class StandinModelServer:
             f"vllm:kv_cache_usage_perc{labels} {self.kv_cache}\n"
         )
 
-    def transport(self) -> httpx.MockTransport:
-        return httpx.MockTransport(self.handle)
+
+class _Streamed:
+    def __init__(self, response: httpx.Response, endpoint: str) -> None:
+        self.status = response.status_code
+        self._response = response
+        self._endpoint = endpoint
+
+    async def reads(self) -> AsyncGenerator[bytes, None]:
+        try:
+            async for data in self._response.aiter_raw():
+                yield data
+        except httpx.HTTPError as error:
+            raise httpx_error(error, self._endpoint) from None
+
+    async def body(self) -> bytes:
+        return await self._response.aread()
 
 
-def replicas_transport(standins: dict[str, StandinModelServer]) -> httpx.MockTransport:
-    """Several stand-ins, one per base URL (``http://host:port``), as separate replicas."""
+class StandinClient:
+    """``ModelServerClient`` answered by stand-ins, one per base URL (``http://host:port``)."""
 
-    def handle(request: httpx.Request) -> httpx.Response | Awaitable[httpx.Response]:
+    def __init__(self, standins: dict[str, StandinModelServer], settings: MicroserviceSettings):
+        self._standins = standins
+        self._settings = settings
+        self._sdk: httpx.AsyncClient | None = None
+
+    async def _send(
+        self, method: str, base_url: str, path: str, body: bytes, headers: Mapping[str, str]
+    ) -> httpx.Response:
+        request = httpx.Request(method, base_url + path, content=body, headers=dict(headers))
+        await asyncio.sleep(0)  # a network round trip always lets other tasks run
+        return await self._handle(request)
+
+    async def _handle(self, request: httpx.Request) -> httpx.Response:
         base = f"{request.url.scheme}://{request.url.netloc.decode()}"
-        if base not in standins:
+        if base not in self._standins:
             raise httpx.ConnectError(f"no stand-in at {base}", request=request)
-        return standins[base].handle(request)
+        answer = self._standins[base].handle(request)
+        return await answer if inspect.isawaitable(answer) else answer
 
-    return httpx.MockTransport(handle)
+    async def get(self, base_url: str, path: str, timeout_s: float) -> Reply:
+        try:
+            response = await self._send("GET", base_url, path, b"", {})
+            return Reply(response.status_code, await response.aread())
+        except httpx.HTTPError as error:
+            raise httpx_error(error, base_url) from None
+
+    async def post(
+        self, base_url: str, path: str, body: bytes, headers: Mapping[str, str]
+    ) -> Reply:
+        try:
+            response = await self._send("POST", base_url, path, body, headers)
+            return Reply(response.status_code, await response.aread())
+        except httpx.HTTPError as error:
+            raise httpx_error(error, base_url) from None
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, base_url: str, path: str, body: bytes, headers: Mapping[str, str]
+    ) -> AsyncIterator[_Streamed]:
+        try:
+            response = await self._send("POST", base_url, path, body, headers)
+        except httpx.HTTPError as error:
+            raise httpx_error(error, base_url) from None
+        try:
+            yield _Streamed(response, base_url)
+        finally:
+            await response.aclose()
+
+    def sdk_client(self) -> httpx.AsyncClient:
+        if self._sdk is None:
+            transport = httpx.MockTransport(self._handle)
+            self._sdk = make_sdk_client(self._settings, transport)
+        return self._sdk
+
+    async def aclose(self) -> None:
+        if self._sdk is not None:
+            await self._sdk.aclose()
 
 
 async def settings_only_resolver(host: str, port: int) -> list[str]:
@@ -158,15 +229,12 @@ async def microservice(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The real app from its factory, in process, in front of the stand-in (or stand-ins, one
     replica per base URL). Probes are slow unless asked: tests drive the state themselves."""
-    if isinstance(standin, dict):
-        transport, endpoint = replicas_transport(standin), ",".join(standin)
-    else:
-        transport, endpoint = standin.transport(), ENDPOINT
+    standins = standin if isinstance(standin, dict) else {ENDPOINT: standin}
     settings = {"llm_probe_interval_s": 3600, **settings}
     config = MicroserviceSettings(
-        llm_model_name=MODEL, llm_model_server_endpoint=endpoint, **settings
+        llm_model_name=MODEL, llm_model_server_endpoint=",".join(standins), **settings
     )
-    app = create_app(config, transport, resolver=settings_only_resolver)
+    app = create_app(config, lambda s: StandinClient(standins, s), resolver=settings_only_resolver)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://usvc") as client,

@@ -13,9 +13,11 @@ import pytest
 from microservice.model_info import ModelInfo
 from microservice.routing.probe import probe
 from microservice.routing.replica import Replica
+from microservice.settings import MicroserviceSettings
 from tests.sse import sse_data
 from tests.unit.microservice.standin_model_server import (
     MODEL,
+    StandinClient,
     StandinModelServer,
     chunk,
     completion,
@@ -203,20 +205,24 @@ async def test_one_slow_check_keeps_a_busy_replica_two_take_it_out() -> None:
     standin = answering("a")
     slow = {"on": False}
 
+    answer = standin.handle
+
     def handle(request: httpx.Request) -> Any:
         if slow["on"] and request.url.path == "/health":
             raise httpx.ReadTimeout("busy engine (stand-in)", request=request)
-        return standin.handle(request)
+        return answer(request)
 
+    standin.handle = handle  # type: ignore[method-assign]
     replica, info = Replica(A), ModelInfo(MODEL)
-    async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as client:
-        await probe(client, replica, info, httpx.Timeout(1))
-        assert replica.healthy and info.max_model_len == 512
-        slow["on"] = True
-        await probe(client, replica, info, httpx.Timeout(1))
-        assert replica.healthy  # one slow answer: still in
-        await probe(client, replica, info, httpx.Timeout(1))
-        assert not replica.healthy and "ReadTimeout" in replica.reason
-        slow["on"] = False
-        await probe(client, replica, info, httpx.Timeout(1))
-        assert replica.healthy and replica.slow_checks == 0
+    settings = MicroserviceSettings(llm_model_name=MODEL, llm_model_server_endpoint=A)
+    client = StandinClient({A: standin}, settings)
+    await probe(client, replica, info, 1.0)
+    assert replica.healthy and info.max_model_len == 512
+    slow["on"] = True
+    await probe(client, replica, info, 1.0)
+    assert replica.healthy  # one slow answer: still in
+    await probe(client, replica, info, 1.0)
+    assert not replica.healthy and "did not answer within 1 s" in replica.reason
+    slow["on"] = False
+    await probe(client, replica, info, 1.0)
+    assert replica.healthy and replica.slow_checks == 0
