@@ -178,11 +178,13 @@ plan_replicas() {
 }
 
 # The demo's variables: what the tiny model needs is set; what an operator may want to tune
-# (ports, KV-cache size, context length) keeps an exported value.
+# (ports, KV-cache size, context length, eager mode) keeps an exported value. Eager by default:
+# the tiny model gains nothing from compiled graphs, and compiling them doubles the boot time.
 set_demo_env() {
     local model="$1"
     export LLM_VLLM_MODEL_NAME="${model}" LLM_MODEL_NAME="${model}"
     export HF_HUB_OFFLINE=1 IF_FP8_QUANTIZATION=false
+    export VLLM_ENFORCE_EAGER="${VLLM_ENFORCE_EAGER:-true}"
     export VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-1}"
     export VLLM_MAX_MODEL_LEN="${VLLM_MAX_MODEL_LEN:-512}"
 }

@@ -3,6 +3,13 @@
 The OPEA component posted a flattened ``System: … Human: …`` prompt to /v1/completions and
 built a client per request; here the chat template applies and the SDK's httpx pool is built once
 (``ModelServerClient.sdk_client``).
+
+Calls go to the chat model's ``_agenerate`` / ``_astream``, under ``ainvoke`` / ``astream``:
+the public pair wraps every call and every chunk in LangChain's callback machinery (run
+managers, tracing hooks, the stream merged chunk by chunk for ``on_llm_end``), which this
+service does not use and which cost more CPU than the SDK itself in the profile
+(docs/benchmarks.md). Its per-chunk ``asyncio.wait_for`` is off too: the SDK's read timeout
+(LLM_REQUEST_TIMEOUT_S) bounds each wait already.
 """
 
 from __future__ import annotations
@@ -83,12 +90,14 @@ class LangchainConnector:
                 timeout=self._settings.llm_request_timeout_s,
                 max_retries=0,
                 stream_usage=True,
+                stream_chunk_timeout=None,
             )
         return model
 
     def _kwargs(self, call: ModelCall) -> dict[str, Any]:
+        """``stop`` and the SDK's parameters by name, the rest in ``extra_body``."""
         headers = {"X-Request-Id": call.request_id, **(call.trace_headers or {})}
-        kwargs: dict[str, Any] = {"extra_headers": headers}
+        kwargs: dict[str, Any] = {"extra_headers": headers, "stop": None}
         extra: dict[str, Any] = {}
         payload = call.body
         for key, value in payload.items():
@@ -127,10 +136,19 @@ class LangchainConnector:
         messages = _messages(call)
         try:
             model = self._model(base_url, call.body["model"])
-            message = await model.ainvoke(messages, **self._kwargs(call))
+            result = await model._agenerate(messages, **self._kwargs(call))
         except Exception as error:
             raise self._error(error, base_url) from None
-        body = self._completion_body(message, call.body["model"])
+        generation = result.generations[0]
+        message = generation.message
+        assert isinstance(message, AIMessage)
+        # what ainvoke would merge into the message's metadata: id, model, finish reason
+        meta = {
+            **(result.llm_output or {}),
+            **(generation.generation_info or {}),
+            **message.response_metadata,
+        }
+        body = self._completion_body(message, meta, call.body["model"])
         return Completion(orjson.dumps(body), body)
 
     async def stream(self, call: ModelCall, base_url: str) -> AsyncGenerator[list[bytes], None]:
@@ -148,10 +166,11 @@ class LangchainConnector:
         first, started = True, False
         usage: Any = None
         try:
-            chunks = self._model(base_url, model_name).astream(messages, **self._kwargs(call))
+            chunks = self._model(base_url, model_name)._astream(messages, **self._kwargs(call))
             assert isinstance(chunks, AsyncGenerator)
             async with aclosing(chunks) as stream:
-                async for chunk in stream:
+                async for generation in stream:
+                    chunk = generation.message
                     assert isinstance(chunk, AIMessageChunk)
                     started = True
                     usage = chunk.usage_metadata or usage
@@ -173,8 +192,9 @@ class LangchainConnector:
             yield [orjson.dumps(_chunk(chunk_id, created, model_name, [], usage=_usage(usage)))]
 
     @staticmethod
-    def _completion_body(message: AIMessage, model_name: str) -> dict[str, Any]:
-        meta = message.response_metadata
+    def _completion_body(
+        message: AIMessage, meta: dict[str, Any], model_name: str
+    ) -> dict[str, Any]:
         return {
             "id": meta.get("id") or f"chatcmpl-{uuid.uuid4().hex}",
             "object": "chat.completion",

@@ -532,3 +532,16 @@ def test_native_refuses_more_replicas_than_cores_with_one_line() -> None:
     assert out == []
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert f"VLLM_REPLICAS={cores + 1} needs {cores + 1} physical cores" in result.stderr
+
+
+def test_native_demo_runs_vllm_eagerly_unless_told_otherwise() -> None:
+    """The tiny model gains nothing from compiled graphs; compiling them doubles the boot."""
+    script = [str(REPO_ROOT / "run_vllm.sh"), "--native", "--dry-run", "--demo"]
+    for env, eager in (({}, True), ({"VLLM_ENFORCE_EAGER": "false"}, False)):
+        result = subprocess.run(
+            script, env=clean_environ(LLM_DEVICE="cpu", **env), capture_output=True, text=True,
+            timeout=120, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        vllm = next(line for line in result.stdout.splitlines() if "api_server" in line)
+        assert ("--enforce-eager" in vllm) is eager, vllm
