@@ -41,7 +41,7 @@ chart: venv
 	$(PY) -m pytest tests/helm
 
 # Real vLLM CPU, the microservice per connector and the reference passthrough, measured
-# side by side (about 13 minutes); writes bench/results/results.md, results.json, chart.png.
+# side by side (about 15 minutes); writes bench/results/results.md, results.json, chart.png.
 bench: venv
 	$(PY) -m pip install --quiet --progress-bar off -e '.[bench]'
 	$(PY) -m bench $(BENCH_ARGS)

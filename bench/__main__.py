@@ -1,8 +1,8 @@
 """``python -m bench``: the whole side-by-side benchmark, results to bench/results/.
 
 Starts every server itself (real vLLM CPU on the tiny model, the microservice per connector,
-the reference passthrough, the relay stand-in), stops them by PID, and writes results.md,
-results.json and chart.png.
+the reference passthrough, the stand-in upstreams, vLLM's Rust router), stops them by PID, and
+writes results.md, results.json and chart.png.
 """
 
 from __future__ import annotations

@@ -6,11 +6,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from bench.relay import RelayRow
-from bench.scenarios import OVER_TWO
+from bench.scenarios import INSTANT_C1, INSTANT_C16, OVER_TWO, PACED_C1, PACED_C16
 from bench.summary import Row, relay_routing, routing
 
 GENERIC = ("generic, OpenAI form", "generic, OPEA form")
 ROUTING_OVERHEAD = "routing overhead: two-replica proxy CPU per request ÷ single-replica"
+PACED_VS_ROUTER = "proxy CPU per paced 64-token stream ÷ Rust router's"
+INSTANT_VS_ROUTER = "proxy CPU per non-streaming request ÷ Rust router's, instant upstream"
+CONCURRENCY = {PACED_C1: "c=1", PACED_C16: "c=16", INSTANT_C1: "c=1", INSTANT_C16: "c=16"}
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,16 @@ def goals(rows: list[Row], relay: list[RelayRow]) -> list[Goal]:
     for target in GENERIC:
         added = _field(rows, "streaming c=1", target, "added_ttft_p50_ms")
         out.append(Goal("added p50 TTFT ms, streaming c=1", target, 1.0, added, False))
+    for scenario in (PACED_C1, PACED_C16):
+        for target, limit in zip(GENERIC, (1.5, 2.0), strict=True):
+            ratio = _field(rows, scenario, target, "cpu_ratio")
+            goal = f"{PACED_VS_ROUTER} ({CONCURRENCY[scenario]})"
+            out.append(Goal(goal, target, limit, ratio, False))
+    for scenario in (INSTANT_C1, INSTANT_C16):
+        for target in GENERIC:
+            ratio = _field(rows, scenario, target, "cpu_ratio")
+            goal = f"{INSTANT_VS_ROUTER} ({CONCURRENCY[scenario]})"
+            out.append(Goal(goal, target, 3.0, ratio, False))
     routed = routing(rows)  # the same microservice over 2 replicas vs over 1, same rounds
     relayed = relay_routing(relay)  # the same, over stand-ins: the upstream's pace taken out
     for entry in [*routed, *([relayed] if relayed else [])]:

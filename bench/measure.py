@@ -1,8 +1,9 @@
 """One measured segment: the load, plus what it cost the proxy and what vLLM generated.
 
-The proxy's CPU time (its process tree, /proc) and each vLLM replica's own counters (generated
-tokens, finished requests) are read just before and just after the segment, so each figure
-belongs to that segment alone.
+The proxy's CPU time (its process tree's threads, /proc, in nanoseconds) and each vLLM
+replica's own counters (generated tokens, finished requests) are read just before and just after
+the segment, so each figure belongs to that segment alone. Against a stand-in upstream there is
+no vLLM to read: no replica URLs, no token counts.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ async def segment(
     replicas = [vllm_url] if isinstance(vllm_url, str) else list(vllm_url)
     body = forms.body(target.form, model, scenario.max_tokens, scenario.stream)
     before = await _all(target.client, replicas)
-    cpu_before = procstat.cpu_seconds(target.pid) if target.pid else None
+    cpu_before = procstat.sample(target.pid) if target.pid else None
     result = await loadgen.run_segment(
         target.client,
         target.urls,
@@ -95,7 +96,7 @@ async def segment(
     )
     cpu_s = None
     if target.pid and cpu_before is not None:
-        cpu_s = procstat.cpu_seconds(target.pid) - cpu_before
+        cpu_s = procstat.cpu_between(cpu_before, procstat.sample(target.pid))
     after = await _all(target.client, replicas)
     ok = [shot for shot in result.shots if shot.ok]
     return Record(

@@ -1,12 +1,17 @@
-"""CPU time and resident memory of a process and all its descendants, from /proc.
+"""CPU time, resident memory and CPU affinity of a process and all its descendants, from /proc.
 
 The microservice may run several uvicorn workers (children of the process we started), so
 its cost is the sum over the whole tree, read before and after each measured segment.
+
+Two clocks: ``cpu_seconds`` reads utime + stime from ``stat`` (10 ms ticks, exited threads
+included); ``sample`` reads every thread's ``schedstat`` (nanoseconds), which the measured
+segments use, since a Rust proxy may spend only a few ticks on a whole segment.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 PROC = Path("/proc")
@@ -56,3 +61,51 @@ def rss_bytes(pid: int) -> int:
         except OSError:
             continue
     return total
+
+
+@dataclass(frozen=True, slots=True)
+class CpuSample:
+    """CPU time of a process tree at one moment, by both clocks."""
+
+    threads_ns: dict[int, int]  # thread id -> ns on a CPU (schedstat); empty where unreadable
+    ticks_s: float  # utime + stime of the tree (stat), exited threads included
+
+
+def _thread_ns(pid: int) -> dict[int, int]:
+    found = {}
+    for task in (PROC / str(pid) / "task").glob("*"):
+        try:
+            found[int(task.name)] = int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def sample(pid: int) -> CpuSample:
+    threads: dict[int, int] = {}
+    for member in descendants(pid):
+        threads.update(_thread_ns(member))
+    return CpuSample(threads, cpu_seconds(pid))
+
+
+def cpu_between(before: CpuSample, after: CpuSample) -> float:
+    """CPU seconds the tree used between two samples: per thread, in nanoseconds (a thread
+    started in between counts whole); by the 10 ms ticks instead when schedstat is unreadable
+    or a thread of ``before`` has exited (its time since ``before`` would be missing)."""
+    unreadable = not before.threads_ns or not after.threads_ns
+    if unreadable or before.threads_ns.keys() - after.threads_ns.keys():
+        return after.ticks_s - before.ticks_s
+    spent = sum(ns - before.threads_ns.get(tid, 0) for tid, ns in after.threads_ns.items())
+    return spent / 1e9
+
+
+def tree_cpus(pid: int) -> set[int]:
+    """Every core any thread of the tree may run on (its affinity masks, joined)."""
+    cores: set[int] = set()
+    for member in descendants(pid):
+        for task in (PROC / str(member) / "task").glob("*"):
+            try:
+                cores |= os.sched_getaffinity(int(task.name))
+            except (OSError, ValueError):
+                continue
+    return cores

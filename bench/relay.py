@@ -45,6 +45,13 @@ async def record(client: httpx.AsyncClient, vllm_url: str, model: str) -> dict[s
     }
 
 
+def save(recording: dict[str, str], work: Path) -> Path:
+    """The recording as the stand-in upstream reads it (work/recording.json)."""
+    path = work / "recording.json"
+    path.write_text(json.dumps(recording))
+    return path
+
+
 @dataclass
 class RelayRow:
     target: str
@@ -84,8 +91,7 @@ async def _measure(
 async def run(recording: dict[str, str], model: str, work: Path, requests: int) -> list[RelayRow]:
     """Each proxy in front of the stand-in (the routed microservice in front of two), one at a
     time, streaming at concurrency 8."""
-    path = work / "recording.json"
-    path.write_text(json.dumps(recording))
+    path = save(recording, work)
     chunks = recording["stream"].count("data: ") - recording["stream"].count("data: [DONE]")
     rows = []
     with contextlib.ExitStack() as stack:

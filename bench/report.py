@@ -10,8 +10,8 @@ from pathlib import Path
 from bench.goals import Goal
 from bench.relay import RelayRow
 from bench.run import Results
-from bench.scenarios import TWO_REPLICAS
-from bench.summary import Routing, Row, relay_routing, routing
+from bench.scenarios import STAND_IN, TWO_REPLICAS
+from bench.summary import Routing, Row, Workers, relay_routing, routing, workers
 
 
 def _cell(value: object) -> str:
@@ -41,6 +41,70 @@ def _idle_note(results: Results) -> list[str]:
         "ones.",
         "",
     ]
+
+
+def _cores_note(results: Results) -> list[str]:
+    if not results.cores:
+        return ["Nothing pinned to cores (fewer than 2).", ""]
+    pinned = "; ".join(f"{who}: {where}" for who, where in results.cores.items())
+    return [f"Pinned (affinity read back from the processes): {pinned}.", ""]
+
+
+def _workers_table(entries: list[Workers]) -> list[str]:
+    if not entries:
+        return []
+    text = [
+        "**1 vs 2 uvicorn workers** (generic connector, OpenAI form; the default is 1, "
+        "`LLM_USVC_WORKERS`; p50 is TTFT for streams, latency otherwise)",
+        "",
+    ]
+    text += _table(
+        [
+            "scenario",
+            "req/s, 1 worker",
+            "req/s, 2 workers",
+            "2 ÷ 1",
+            "p50 ms, 1",
+            "p50 ms, 2",
+            "CPU ms/req, 1",
+            "CPU ms/req, 2",
+        ],
+        [[e.scenario, *e.req_s, e.throughput_ratio, *e.p50_ms, *e.cpu_ms_per_req] for e in entries],
+    )
+    return [*text, ""]
+
+
+def _stand_in_table(rows: list[Row], scenario: str) -> list[str]:
+    """A stand-in scenario: no vLLM, so no token counts; ratios to the Rust router."""
+    header = [
+        "target",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "TTFT p50",
+        "TTFT p99",
+        "CPU ms/req",
+        "CPU ratio to router",
+        "throughput ratio to router",
+        "errors",
+    ]
+    lines: list[list[object]] = [
+        [
+            r.target,
+            r.req_s,
+            r.p50_ms,
+            r.p99_ms,
+            r.ttft_p50_ms,
+            r.ttft_p99_ms,
+            r.cpu_ms_per_req,
+            r.cpu_ratio,
+            r.ratio,
+            r.errors,
+        ]
+        for r in rows
+        if r.scenario == scenario
+    ]
+    return [*_table(header, lines), ""]
 
 
 def _routing(rows: list[Row], relay: list[RelayRow]) -> list[Routing]:
@@ -93,9 +157,15 @@ def markdown(results: Results, rows: list[Row], goals: list[Goal], rounds: int) 
         f"Run of {results.seconds:.0f} s, {rounds} interleaved rounds per scenario, "
         f"{os.cpu_count()} cores, load average (1/5/15 min) {load}.",
         "",
+        *_cores_note(results),
         *_idle_note(results),
     ]
+    stand_in = [
+        scenario for scenario in dict.fromkeys(r.scenario for r in rows) if scenario in STAND_IN
+    ]
     for scenario in dict.fromkeys(row.scenario for row in rows):
+        if scenario in STAND_IN:
+            continue
         two = scenario.startswith(TWO_REPLICAS)
         text += [f"**{scenario}**", ""]
         header = [
@@ -131,6 +201,17 @@ def markdown(results: Results, rows: list[Row], goals: list[Goal], rounds: int) 
             if r.scenario == scenario
         ]
         text += [*_table(header, lines), ""]
+    if stand_in:
+        text += [
+            "**Stand-in upstream: each proxy beside vLLM's Rust router** (no vLLM: a STAND-IN "
+            "replays a recorded vLLM answer, streams paced one event per write "
+            f"{results.pace_ms:g} ms apart as a GPU-served vLLM sends them, non-streaming "
+            "answers at once; CPU ratio = proxy CPU per request ÷ the router's, same rounds)",
+            "",
+        ]
+        for scenario in stand_in:
+            text += [f"**{scenario}**", "", *_stand_in_table(rows, scenario)]
+    text += _workers_table(workers(rows))
     text += _routing_table(_routing(rows, results.relay))
     text += ["**Relay micro-benchmark** (stand-in upstream replaying a recorded vLLM stream)", ""]
     text += _table(
@@ -186,7 +267,10 @@ def write(
         "rounds": rounds,
         "load_average": results.load,
         "idle_replica_cpu_s": results.idle_replica_cpu_s,
+        "cores": results.cores,
+        "stand_in_pace_ms": results.pace_ms,
         "rows": [row.to_json() for row in rows],
+        "workers": [entry.to_json() for entry in workers(rows)],
         "routing": [entry.to_json() for entry in _routing(rows, relay)],
         "relay": [row.to_json() for row in relay],
         "memory": results.memory,

@@ -1,10 +1,12 @@
 """The side-by-side run: real vLLM, the microservice per connector and form, the floor; then
-two vLLM replicas, the microservice over both against the load generator spreading over both.
+two vLLM replicas, the microservice over both against the load generator spreading over both;
+then, with vLLM stopped, every proxy and vLLM's Rust router in front of a stand-in upstream.
 
 Every scenario is measured in rounds; in each round every target gets one segment, in an order
 rotated per round, so slow drifts of the machine's load fall on all targets alike. Both vLLM
 replicas load together at the start; the second one stays idle (its CPU time is recorded) until
-the two-replica scenarios, which run after the single-replica ones.
+the two-replica scenarios, which run after the single-replica ones. On two cores or more, vLLM
+runs on one core and everything else on another (bench/cores.py).
 """
 
 from __future__ import annotations
@@ -17,16 +19,20 @@ from pathlib import Path
 
 import httpx
 
-from bench import forms, loadgen, measure, procstat, relay, servers
+from bench import cores, forms, loadgen, measure, procstat, relay, servers
 from bench.measure import Record
 from bench.relay import RelayRow
 from bench.scenarios import (
     DIRECT_SPREAD,
     OVER_ONE,
     OVER_TWO,
+    PACE_MS,
+    ROUTER,
+    TWO_WORKERS,
     Scenario,
     Target,
     scenarios,
+    stand_in_scenarios,
     two_replica_scenarios,
 )
 from bench.summary import DIRECT
@@ -46,6 +52,9 @@ class Results:
     seconds: float = 0.0
     # CPU seconds the second vLLM replica used, idle, during the single-replica scenarios.
     idle_replica_cpu_s: float | None = None
+    # Who ran on which cores ("core 1"), read back from the processes; empty: not pinned.
+    cores: dict[str, str] = field(default_factory=dict)
+    pace_ms: float = PACE_MS
 
 
 def _load(results: Results, when: str) -> None:
@@ -127,14 +136,18 @@ async def run(work: Path, rounds: int, scale: float, relay_requests: int) -> Res
     async with contextlib.AsyncExitStack() as stack:
         replicas = stack.enter_context(servers.vllm_replicas(Path(model), work, REPLICAS))
         url, idle = replicas[0].base_url, replicas[1].process.pid
-        generic = stack.enter_context(servers.microservice("generic", url, model, work))
-        langchain = stack.enter_context(
-            servers.microservice("langchain", url, model, work, LLM_CONNECTOR="langchain")
-        )
-        two = stack.enter_context(
-            servers.microservice("generic-2w", url, model, work, LLM_USVC_WORKERS="2")
-        )
+        pinning = cores.plan()
+        if pinning:  # after loading, so both replicas compiled on every core
+            for replica in replicas:
+                cores.pin_tree(replica.process.pid, pinning.vllm)
+            cores.pin_self(pinning.rest)  # the proxies and stand-ins started below inherit it
+            on = set().union(*(procstat.tree_cpus(r.process.pid) for r in replicas))
+            results.cores["vLLM, both replicas (whole process trees)"] = cores.describe(on)
+        generic, langchain, two = _microservices(stack, url, model, work, "")
         floor = stack.enter_context(servers.passthrough("vllm", url, work))
+        if pinning:
+            rest = procstat.tree_cpus(generic.process.pid) | os.sched_getaffinity(0)
+            results.cores["load generator, proxies, stand-in upstreams"] = cores.describe(rest)
         proxies = {"generic": generic, "langchain": langchain, "generic, 2 workers": two}
         rss_start = {name: procstat.rss_bytes(s.process.pid) for name, s in proxies.items()}
 
@@ -145,7 +158,7 @@ async def run(work: Path, rounds: int, scale: float, relay_requests: int) -> Res
             ("generic, OpenAI form", generic.base_url, generic.process.pid, "openai"),
             ("langchain, OPEA form", langchain.base_url, langchain.process.pid, "opea"),
             ("langchain, OpenAI form", langchain.base_url, langchain.process.pid, "openai"),
-            ("generic, 2 workers, OpenAI form", two.base_url, two.process.pid, "openai"),
+            (TWO_WORKERS, two.base_url, two.process.pid, "openai"),
         ]
         targets = [
             Target(name, base, form, pid, await stack.enter_async_context(loadgen.make_client(32)))
@@ -170,10 +183,63 @@ async def run(work: Path, rounds: int, scale: float, relay_requests: int) -> Res
             }
         results.records += await _two_replicas(stack, replicas, generic, model, work, rounds, scale)
         _load(results, "after two replicas")
+    results.records += await _stand_in(recording, model, work, rounds, scale)
+    _load(results, "after stand-in scenarios")
     results.relay = await relay.run(recording, model, work, relay_requests)
     _load(results, "end")
     results.seconds = round(time.monotonic() - started, 1)
     return results
+
+
+def _microservices(
+    stack: contextlib.AsyncExitStack, upstream: str, model: str, work: Path, suffix: str
+) -> tuple[Server, Server, Server]:
+    """The microservice with the generic connector, with langchain, and generic on 2 workers."""
+    generic = stack.enter_context(servers.microservice("generic" + suffix, upstream, model, work))
+    langchain = stack.enter_context(
+        servers.microservice("langchain" + suffix, upstream, model, work, LLM_CONNECTOR="langchain")
+    )
+    two = stack.enter_context(
+        servers.microservice("generic-2w" + suffix, upstream, model, work, LLM_USVC_WORKERS="2")
+    )
+    return generic, langchain, two
+
+
+async def _stand_in(
+    recording: dict[str, str], model: str, work: Path, rounds: int, scale: float
+) -> list[Record]:
+    """Every proxy and vLLM's Rust router in front of the paced stand-in upstream (streams one
+    event per write, PACE_MS apart; non-streaming answers at once), interleaved in the same
+    rounds; the router is each scenario's baseline."""
+    path = relay.save(recording, work)
+    async with contextlib.AsyncExitStack() as stack:
+        upstream = stack.enter_context(
+            servers.replay_upstream(path, work, "-paced", pace_ms=PACE_MS)
+        ).base_url
+        router = stack.enter_context(servers.vllm_router("stand-in", [upstream], work))
+        floor = stack.enter_context(servers.passthrough("stand-in", upstream, work))
+        generic, langchain, two = _microservices(stack, upstream, model, work, "-stand-in")
+        plan_targets: list[tuple[str, Server, forms.Form]] = [
+            (ROUTER, router, "openai"),
+            ("passthrough (reference floor)", floor, "openai"),
+            ("generic, OPEA form", generic, "opea"),
+            ("generic, OpenAI form", generic, "openai"),
+            ("langchain, OPEA form", langchain, "opea"),
+            ("langchain, OpenAI form", langchain, "openai"),
+            (TWO_WORKERS, two, "openai"),
+        ]
+        targets = [
+            Target(
+                name,
+                server.base_url,
+                form,
+                server.process.pid,
+                await stack.enter_async_context(loadgen.make_client(32)),
+            )
+            for name, server, form in plan_targets
+        ]
+        await _warm_up(targets, model)
+        return await _interleave(targets, stand_in_scenarios(scale), rounds, model, [])
 
 
 def _pid_of(targets: list[Target], name: str) -> int | None:

@@ -20,6 +20,20 @@ DIRECT_SPREAD = "vLLM direct, spread over 2 replicas by the client"
 OVER_TWO = "generic over 2 replicas, OpenAI form"
 OVER_ONE = "generic over 1 replica, OpenAI form"
 
+# The stand-in scenarios (no vLLM: bench/replay_upstream.py replays a recorded vLLM answer):
+# streams paced one event per write, non-streaming answers at once. Their reference is vLLM's
+# Rust router in front of the same stand-in, measured in the same rounds.
+ROUTER = "vLLM router (Rust), OpenAI form"
+PACE_MS = 2.0
+PACED_C1 = "paced stand-in, 64-token stream c=1"
+PACED_C16 = "paced stand-in, 64-token stream c=16"
+INSTANT_C1 = "instant stand-in, non-streaming c=1"
+INSTANT_C16 = "instant stand-in, non-streaming c=16"
+STAND_IN = (INSTANT_C1, INSTANT_C16, PACED_C1, PACED_C16)
+# The default microservice (one uvicorn worker) and the same with LLM_USVC_WORKERS=2.
+ONE_WORKER = "generic, OpenAI form"
+TWO_WORKERS = "generic, 2 workers, OpenAI form"
+
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -74,4 +88,18 @@ def two_replica_scenarios(scale: float = 1.0) -> list[Scenario]:
     return [
         Scenario(TWO_REPLICAS + "non-streaming c=32", False, 16, 32, n(192, 32)),
         Scenario(TWO_REPLICAS + "streaming c=32", True, 64, 32, n(128, 32)),
+    ]
+
+
+def stand_in_scenarios(scale: float = 1.0) -> list[Scenario]:
+    """Against the stand-in upstream: the proxies' own cost per request beside the Rust
+    router's, without vLLM's pace and CPU in the way. Request counts are sized for about
+    90 s of segments at 3 rounds (a paced stream takes about 150 ms at c=1; langchain sets the
+    pace at c=16); CPU is read in nanoseconds, so a few requests per segment suffice."""
+    n = _counter(scale)
+    return [
+        Scenario(INSTANT_C1, False, 16, 1, n(48, 1)),
+        Scenario(INSTANT_C16, False, 16, 16, n(96, 16)),
+        Scenario(PACED_C1, True, 64, 1, n(6, 1)),
+        Scenario(PACED_C16, True, 64, 16, n(32, 16)),
     ]

@@ -7,7 +7,7 @@ its children), so the benchmark starts servers exactly as the integration tests 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from harness import servers
@@ -50,10 +50,34 @@ def passthrough(name: str, endpoint: str, work: Path) -> Iterator[Server]:
 
 
 @contextlib.contextmanager
-def replay_upstream(recording: Path, work: Path, name: str = "") -> Iterator[Server]:
-    """The STAND-IN upstream of the relay micro-benchmark (bench/replay_upstream.py)."""
+def replay_upstream(
+    recording: Path, work: Path, name: str = "", pace_ms: float = 0.0
+) -> Iterator[Server]:
+    """The STAND-IN upstream (bench/replay_upstream.py): every answer in one write (the relay
+    micro-benchmark), or with ``pace_ms`` each stream event on its own, that far apart."""
     port = free_port()
-    args = python_module("bench.replay_upstream", str(recording), str(port))
+    args = python_module("bench.replay_upstream", str(recording), str(port), str(pace_ms))
     log = work / "logs" / f"replay-upstream{name}.log"
     with running(args, {}, port, log, "/health", 30) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def vllm_router(name: str, worker_urls: Sequence[str], work: Path) -> Iterator[Server]:
+    """vLLM's Rust router (PyPI ``vllm-router``, the ``bench`` extra) in front of
+    ``worker_urls``, round robin; the reference the stand-in scenarios compare proxies to.
+    Its Prometheus endpoint (on by default) gets a free port of its own."""
+    port = free_port()
+    args = python_module(
+        "vllm_router.launch_router",
+        "--host", "127.0.0.1",
+        "--port", str(port),
+        "--worker-urls", *worker_urls,
+        "--policy", "round_robin",
+        "--prometheus-host", "127.0.0.1",
+        "--prometheus-port", str(free_port()),
+        "--worker-startup-check-interval", "1",
+    )  # fmt: skip
+    log = work / "logs" / f"vllm-router-{name}.log"
+    with running(args, {}, port, log, "/health", 60) as server:
         yield server

@@ -1,10 +1,11 @@
 """From raw segment records to the benchmark's figures, per scenario and target.
 
-Rates are the median over rounds; each round's ratio is taken against the direct-vLLM segment
+Rates are the median over rounds; each round's ratio is taken against the baseline segment
 of the same round (measured minutes apart at most, under the same machine load): vLLM itself
 in the single-replica scenarios, the load generator spreading over both replicas in the
-two-replica ones. CPU per request sums CPU and requests over all rounds, so /proc's 10 ms tick
-matters less.
+two-replica ones, vLLM's Rust router in the stand-in ones. CPU per request sums CPU and requests
+over all rounds; where the baseline is a proxy too (the router), each target's CPU per request
+is also given as a ratio to the baseline's.
 """
 
 from __future__ import annotations
@@ -16,10 +17,18 @@ from dataclasses import asdict, dataclass, field
 
 from bench.measure import Record
 from bench.relay import RelayRow
-from bench.scenarios import DIRECT_SPREAD, OVER_ONE, OVER_TWO, TWO_REPLICAS
+from bench.scenarios import (
+    DIRECT_SPREAD,
+    ONE_WORKER,
+    OVER_ONE,
+    OVER_TWO,
+    ROUTER,
+    TWO_REPLICAS,
+    TWO_WORKERS,
+)
 
 DIRECT = "vLLM direct"
-BASELINES = (DIRECT, DIRECT_SPREAD)  # each scenario's ratios are to the one it measured
+BASELINES = (DIRECT, DIRECT_SPREAD, ROUTER)  # each scenario's ratios are to the one it measured
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -53,9 +62,24 @@ class Row:
     added_ttft_p50_ms: float | None
     # Requests each vLLM replica finished, summed over rounds (vLLM's own counters).
     per_replica: list[float] = field(default_factory=list)
+    # CPU per request ÷ the baseline's, where the baseline is a proxy (the Rust router).
+    cpu_ratio: float | None = None
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
+
+
+def _cpu_per_req(records: list[Record]) -> float | None:
+    """CPU seconds per request over all rounds, unrounded; None where no CPU was read."""
+    cpu = [r.cpu_s for r in records if r.cpu_s is not None]
+    ok = sum(r.ok for r in records)
+    return sum(cpu) / ok if cpu and ok else None
+
+
+def cpu_ratio(records: list[Record], baseline: list[Record]) -> float | None:
+    """Proxy CPU per request of ``records`` ÷ that of ``baseline`` (both over all rounds)."""
+    mine, base = _cpu_per_req(records), _cpu_per_req(baseline)
+    return round(mine / base, 3) if mine is not None and base else None
 
 
 def _row(records: list[Record], direct: list[Record], direct_row: Row | None) -> Row:
@@ -68,7 +92,7 @@ def _row(records: list[Record], direct: list[Record], direct_row: Row | None) ->
         for r in records
         if r.round in by_round and r.wall_s and by_round[r.round].ok
     ]
-    cpu = [r.cpu_s for r in records if r.cpu_s is not None]
+    cpu = _cpu_per_req(records)
     p50, ttft_p50 = _ms(percentile(lat, 50)), _ms(percentile(ttft, 50))
     return Row(
         scenario=records[0].scenario,
@@ -82,11 +106,12 @@ def _row(records: list[Record], direct: list[Record], direct_row: Row | None) ->
         p99_ms=_ms(percentile(lat, 99)),
         ttft_p50_ms=ttft_p50,
         ttft_p99_ms=_ms(percentile(ttft, 99)),
-        cpu_ms_per_req=round(sum(cpu) * 1000 / ok, 2) if cpu and ok else None,
+        cpu_ms_per_req=None if cpu is None else round(cpu * 1000, 3),
         ratio=round(statistics.median(ratios), 3) if ratios else None,
         added_p50_ms=_diff(p50, direct_row.p50_ms if direct_row else None),
         added_ttft_p50_ms=_diff(ttft_p50, direct_row.ttft_p50_ms if direct_row else None),
         per_replica=_per_replica(records),
+        cpu_ratio=cpu_ratio(records, direct),
     )
 
 
@@ -194,3 +219,38 @@ def relay_routing(relay: list[RelayRow]) -> Routing | None:
         spread_direct=[],
         busiest_share=None,
     )
+
+
+@dataclass
+class Workers:
+    """One scenario's default microservice (one uvicorn worker) beside the same with two."""
+
+    scenario: str
+    req_s: tuple[float, float]  # one worker, two workers (median over rounds)
+    p50_ms: tuple[float | None, float | None]  # TTFT p50 for streams, latency p50 otherwise
+    cpu_ms_per_req: tuple[float | None, float | None]
+    throughput_ratio: float | None  # two workers ÷ one, of the medians
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def workers(rows: list[Row]) -> list[Workers]:
+    """Every scenario that measured both ``ONE_WORKER`` and ``TWO_WORKERS``."""
+    out = []
+    for scenario in dict.fromkeys(r.scenario for r in rows):
+        by_target = {r.target: r for r in rows if r.scenario == scenario}
+        one, two = by_target.get(ONE_WORKER), by_target.get(TWO_WORKERS)
+        if one is None or two is None:
+            continue
+        streamed = one.ttft_p50_ms is not None
+        out.append(
+            Workers(
+                scenario=scenario,
+                req_s=(one.req_s, two.req_s),
+                p50_ms=(one.ttft_p50_ms, two.ttft_p50_ms) if streamed else (one.p50_ms, two.p50_ms),
+                cpu_ms_per_req=(one.cpu_ms_per_req, two.cpu_ms_per_req),
+                throughput_ratio=round(two.req_s / one.req_s, 3) if one.req_s else None,
+            )
+        )
+    return out

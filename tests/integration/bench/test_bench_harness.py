@@ -8,20 +8,40 @@ replicas: no second vLLM is booted here. ``make bench`` runs it over two real on
 
 from __future__ import annotations
 
+import itertools
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from bench import loadgen, procstat, relay, report, servers
+from bench import loadgen, procstat, relay, replay_upstream, report, servers
 from bench.goals import ROUTING_OVERHEAD, goals
 from bench.measure import segment
 from bench.run import Results
-from bench.scenarios import DIRECT_SPREAD, OVER_ONE, OVER_TWO, TWO_REPLICAS, Scenario, Target
+from bench.scenarios import (
+    DIRECT_SPREAD,
+    INSTANT_C1,
+    OVER_ONE,
+    OVER_TWO,
+    PACED_C1,
+    ROUTER,
+    TWO_REPLICAS,
+    Scenario,
+    Target,
+)
 from bench.summary import DIRECT, relay_routing, routing, summarise
 from harness.processes import Server
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+async def recording(vllm_server: Server, tiny_model: Path) -> dict[str, str]:
+    """Real vLLM answers, as the stand-in upstream replays them."""
+    async with loadgen.make_client(1) as client:
+        return await relay.record(client, vllm_server.base_url, str(tiny_model))
+
 
 SCENARIOS = [
     Scenario("non-streaming c=2", False, 8, 2, 4),
@@ -64,10 +84,8 @@ async def test_segments_give_every_figure(
 
 
 async def test_relay_micro_benchmark_reports_chunks_per_core(
-    vllm_server: Server, tiny_model: Path, tmp_path: Path
+    recording: dict[str, str], tiny_model: Path, tmp_path: Path
 ) -> None:
-    async with loadgen.make_client(1) as client:
-        recording = await relay.record(client, vllm_server.base_url, str(tiny_model))
     assert recording["stream"].rstrip().endswith("data: [DONE]")
     rows = await relay.run(recording, str(tiny_model), tmp_path, requests=8)
     assert len(rows) == 6  # the generic connector over two stand-ins included
@@ -77,6 +95,63 @@ async def test_relay_micro_benchmark_reports_chunks_per_core(
         assert row.chunks_per_core_s >= 0 and row.wall_chunks_s > 0
     routed = relay_routing(rows)
     assert routed is not None and routed.cpu_ms_over_two is not None
+
+
+PACE_S = 0.005
+
+
+async def test_paced_stand_in_writes_each_event_apart(
+    recording: dict[str, str], tmp_path: Path
+) -> None:
+    path = relay.save(recording, tmp_path)
+    arrivals, received = [], b""
+    with servers.replay_upstream(path, tmp_path, pace_ms=PACE_S * 1000) as upstream:
+        async with httpx.AsyncClient(base_url=upstream.base_url) as client:
+            start = time.perf_counter()
+            asked = client.stream("POST", "/v1/chat/completions", content=b'{"stream": true}')
+            async with asked as response:
+                async for part in response.aiter_raw():
+                    arrivals.append(time.perf_counter())
+                    received += part
+            whole = await client.post("/v1/chat/completions", content=b'{"stream": false}')
+    events = replay_upstream.events(recording["stream"].encode())
+    assert received == recording["stream"].encode()
+    assert len(arrivals) >= len(events) // 2  # one write per event, not one for the stream
+    gaps = sorted(later - earlier for earlier, later in itertools.pairwise(arrivals))
+    assert gaps[len(gaps) // 2] >= 0.8 * PACE_S
+    assert arrivals[-1] - start >= (len(events) - 1) * PACE_S
+    assert whole.text == recording["completion"]  # non-streaming: at once, whole
+
+
+async def test_rust_router_in_front_of_the_stand_in_is_the_cpu_reference(
+    recording: dict[str, str], tiny_model: Path, tmp_path: Path
+) -> None:
+    path = relay.save(recording, tmp_path)
+    plan = [Scenario(INSTANT_C1, False, 16, 1, 4), Scenario(PACED_C1, True, 64, 2, 4)]
+    with (
+        servers.replay_upstream(path, tmp_path, "-paced", pace_ms=2.0) as upstream,
+        servers.vllm_router("test", [upstream.base_url], tmp_path) as router,
+        servers.passthrough("test-stand-in", upstream.base_url, tmp_path) as floor,
+    ):
+        async with loadgen.make_client(2) as client:
+            targets = [
+                Target(ROUTER, router.base_url, "openai", router.process.pid, client),
+                Target("floor", floor.base_url, "openai", floor.process.pid, client),
+            ]
+            records = [
+                await segment(t, s, 0, str(tiny_model), [], 30) for s in plan for t in targets
+            ]
+    events = len(replay_upstream.events(recording["stream"].encode()))
+    assert [r.events for r in records if r.scenario == PACED_C1] == [4 * events, 4 * events]
+    rows = summarise(records)
+    assert [(r.scenario, r.target) for r in rows] == [
+        (s.name, t.name) for s in plan for t in targets
+    ]
+    for row in rows:
+        assert (row.requests, row.errors) == (4, 0)
+        assert row.cpu_ms_per_req is not None and row.cpu_ms_per_req > 0
+        assert row.cpu_ratio is not None and row.cpu_ratio > 0
+        assert (row.cpu_ratio == 1.0) == (row.target == ROUTER)
 
 
 async def test_load_generator_spreads_round_robin_over_several_urls() -> None:
