@@ -68,20 +68,30 @@ class SSEResponse(Response):
     """Plain ASGI server-sent events: one ``send`` per write, the iterator closed however the
     response ends, the client's disconnect noticed at once."""
 
-    def __init__(self, events: AsyncGenerator[bytes, None]) -> None:  # no body, no length
+    def __init__(self, first: bytes, events: AsyncGenerator[bytes, None]) -> None:  # no length
         self.status_code = 200
         self.media_type = "text/event-stream"
         self.background = None
         self.raw_headers = list(SSE_RAW_HEADERS)
+        self._first = first
         self._events = events
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The events as they come; a failure adds an error event; [DONE] always ends it, in
+        the last send."""
         watch = _DisconnectWatch(receive)
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            async for data in self._events:
-                await send({"type": "http.response.body", "body": data, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            if self._first:
+                await send({"type": "http.response.body", "body": self._first, "more_body": True})
+            last = DONE_EVENT
+            try:
+                async for data in self._events:
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
+            except ServiceError as error:
+                get_logger().warning("stream failed", extra={"fields": {"error": error.message}})
+                last = sse_error_event(error) + DONE_EVENT
+            await send({"type": "http.response.body", "body": last, "more_body": False})
         except asyncio.CancelledError:
             if not watch.gone:
                 raise
@@ -100,24 +110,7 @@ async def start_stream(events: AsyncGenerator[bytes, None]) -> SSEResponse:
     except BaseException:
         await events.aclose()
         raise
-    return SSEResponse(_ended_properly(first, events))
-
-
-async def _ended_properly(
-    first: bytes, events: AsyncGenerator[bytes, None]
-) -> AsyncGenerator[bytes, None]:
-    """Pass events through; on failure add an error event; always finish with [DONE]."""
-    try:
-        if first:
-            yield first
-        async for event in events:
-            yield event
-    except ServiceError as error:
-        get_logger().warning("stream failed", extra={"fields": {"error": error.message}})
-        yield sse_error_event(error)
-    finally:
-        await events.aclose()
-    yield DONE_EVENT
+    return SSEResponse(first, events)
 
 
 async def sse_writes(

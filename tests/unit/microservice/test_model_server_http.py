@@ -162,6 +162,9 @@ async def test_a_silent_server_times_out_at_the_read_timeout() -> None:
             await made.post(url, "/v1/x", b"{}", {})
         with pytest.raises(ModelServerTimeout):
             await made.get(url, "/health", 0.2)
+        with pytest.raises(ModelServerTimeout):
+            async with made.stream(url, "/v1/x", b"{}", {}):
+                pass
 
 
 async def test_a_refusal_keeps_vllms_message() -> None:
@@ -172,3 +175,22 @@ async def test_a_refusal_keeps_vllms_message() -> None:
         with pytest.raises(ModelServerRejected, match="max_tokens is too large"):
             async for _ in GenericConnector(made).stream(call(True), url):
                 pass
+
+
+async def test_a_stream_that_goes_silent_times_out_a_slow_reader_does_not() -> None:
+    first = chunked(b'data: {"n": 1}\n\n')
+    rest = chunked(b'data: {"n": 2}\n\ndata: [DONE]\n\n') + END
+    silent: Script = lambda head: [(0, SSE_HEAD + first), (5, rest)]  # noqa: E731
+    async with scripted(silent) as (_, url), client(llm_request_timeout_s=0.3) as made:
+        seen = []
+        with pytest.raises(ModelServerTimeout, match="did not answer in time"):
+            async for batch in GenericConnector(made).stream(call(True), url):
+                seen.append(batch)
+        assert seen == [[b'{"n": 1}']]
+    steady: Script = lambda head: [(0, SSE_HEAD + first), (0.1, rest)]  # noqa: E731
+    async with scripted(steady) as (_, url), client(llm_request_timeout_s=0.3) as made:
+        batches = []
+        async for batch in GenericConnector(made).stream(call(True), url):
+            batches.append(batch)
+            await asyncio.sleep(0.5)  # a slow client: longer than the read timeout, not a read
+    assert batches == [[b'{"n": 1}'], [b'{"n": 2}']]
