@@ -63,6 +63,9 @@ def vllm_server(
         # compact JSON: the random-weight model would pad structured outputs with blanks
         "VLLM_JSON_COMPACT": "true",
         "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint,
+        # eager: it boots in half the time; vLLM's compiled graphs (the default) are exercised
+        # by the Helm pod of tests/e2e and by `make bench`, which measures the default
+        "VLLM_ENFORCE_EAGER": "true",
     }
     with servers.vllm(str(tiny_model), hf_home, log_path, **env) as server:
         yield server
