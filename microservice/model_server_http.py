@@ -22,6 +22,7 @@ from microservice.errors import (
     ModelServerUnreachable,
 )
 from microservice.model_server_client import Reply
+from microservice.own_cancel import OwnCancel
 from microservice.settings import MicroserviceSettings
 
 # vLLM (uvicorn) closes a keep-alive connection after 5 s idle. Dropping ours sooner means a
@@ -32,24 +33,34 @@ MODEL_SERVER_KEEPALIVE_S = 2.0
 Failure = aiohttp.ClientError | TimeoutError
 
 
-def aiohttp_error(error: Failure, endpoint: str) -> ModelServerError:
-    if isinstance(error, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
-        return ModelServerUnreachable(f"model server at {endpoint} is unreachable: {error}")
-    if isinstance(error, TimeoutError):  # a read timeout (SocketTimeoutError) or the total
-        return ModelServerTimeout(f"model server at {endpoint} did not answer in time")
+def timed_out(endpoint: str) -> ModelServerTimeout:
+    return ModelServerTimeout(f"model server at {endpoint} did not answer in time")
+
+
+def _unreachable(endpoint: str, error: Exception) -> ModelServerUnreachable:
+    return ModelServerUnreachable(f"model server at {endpoint} is unreachable: {error}")
+
+
+def _lost(endpoint: str, error: Exception) -> ModelServerConnectionLost:
     return ModelServerConnectionLost(
         f"model server at {endpoint} failed: {type(error).__name__}: {error}"
     )
+
+
+def aiohttp_error(error: Failure, endpoint: str) -> ModelServerError:
+    if isinstance(error, aiohttp.ClientConnectorError | aiohttp.ConnectionTimeoutError):
+        return _unreachable(endpoint, error)
+    if isinstance(error, TimeoutError):  # a read timeout (SocketTimeoutError) or the total
+        return timed_out(endpoint)
+    return _lost(endpoint, error)
 
 
 def httpx_error(error: httpx.HTTPError, endpoint: str) -> ModelServerError:
     if isinstance(error, httpx.TimeoutException) and not isinstance(error, httpx.ConnectTimeout):
-        return ModelServerTimeout(f"model server at {endpoint} did not answer in time")
+        return timed_out(endpoint)
     if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
-        return ModelServerUnreachable(f"model server at {endpoint} is unreachable: {error}")
-    return ModelServerConnectionLost(
-        f"model server at {endpoint} failed: {type(error).__name__}: {error}"
-    )
+        return _unreachable(endpoint, error)
+    return _lost(endpoint, error)
 
 
 class _Streamed:
@@ -66,17 +77,16 @@ class _Streamed:
 
     async def reads(self) -> AsyncGenerator[bytes, None]:
         loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-        limit, waiting_since, expired = self._limit_s, -1.0, False
+        expire = OwnCancel()
+        limit, waiting_since = self._limit_s, -1.0
         handle: asyncio.TimerHandle
 
         def check() -> None:
-            nonlocal handle, expired
+            nonlocal handle
             now = loop.time()
             waited = now - waiting_since if waiting_since >= 0 else 0.0
-            if waited >= limit and task is not None:
-                expired = True
-                task.cancel()
+            if waited >= limit:
+                expire.fire()
             else:
                 handle = loop.call_at(now + limit - waited, check)
 
@@ -91,12 +101,9 @@ class _Streamed:
                     return
                 yield data
         except asyncio.CancelledError:
-            if not expired or task is None:
+            if not expire.took_back():
                 raise
-            task.uncancel()
-            raise ModelServerTimeout(
-                f"model server at {self._endpoint} did not answer in time"
-            ) from None
+            raise timed_out(self._endpoint) from None
         except (aiohttp.ClientError, TimeoutError) as error:
             raise aiohttp_error(error, self._endpoint) from None
         finally:

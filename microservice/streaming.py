@@ -21,6 +21,7 @@ from starlette.types import Message, Receive, Scope, Send
 from microservice.calls import Usage, final_usage
 from microservice.errors import ServiceError, sse_error_event
 from microservice.logs import get_logger
+from microservice.own_cancel import OwnCancel
 
 DONE_EVENT = b"data: [DONE]\n\n"
 SSE_RAW_HEADERS = (
@@ -42,26 +43,19 @@ class _DisconnectWatch:
     under ASGI < 2.4, which uvicorn reports, and that showed in the profile)."""
 
     def __init__(self, receive: Receive) -> None:
-        self.gone = False
-        self._task = asyncio.current_task()
+        self.cancel = OwnCancel()
         self._waiter = asyncio.ensure_future(receive())
         self._waiter.add_done_callback(self._on_message)
 
     def _on_message(self, waiter: asyncio.Future[Message]) -> None:
         if waiter.cancelled() or waiter.exception() is not None:
             return
-        if waiter.result()["type"] == "http.disconnect" and self._task is not None:
-            self.gone = True
-            self._task.cancel()
+        if waiter.result()["type"] == "http.disconnect":
+            self.cancel.fire()
 
     def stop(self) -> None:
         self._waiter.remove_done_callback(self._on_message)
         self._waiter.cancel()
-
-    def uncancel(self) -> None:
-        """Take back our own cancellation (the task goes on to clean up and return)."""
-        if self._task is not None:
-            self._task.uncancel()
 
 
 class SSEResponse(Response):
@@ -93,9 +87,8 @@ class SSEResponse(Response):
                 last = sse_error_event(error) + DONE_EVENT
             await send({"type": "http.response.body", "body": last, "more_body": False})
         except asyncio.CancelledError:
-            if not watch.gone:
+            if not watch.cancel.took_back():
                 raise
-            watch.uncancel()
         finally:
             watch.stop()
             await self._events.aclose()
@@ -166,9 +159,8 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
     try:
         return await work
     except asyncio.CancelledError:
-        if not watch.gone:
+        if not watch.cancel.took_back():
             raise
-        watch.uncancel()
         raise ClientGone() from None
     finally:
         watch.stop()

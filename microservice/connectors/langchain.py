@@ -32,12 +32,11 @@ from microservice.errors import (
     ModelServerConnectionLost,
     ModelServerError,
     ModelServerFailed,
-    ModelServerTimeout,
     ModelServerUnreachable,
     RequestInvalid,
 )
 from microservice.model_server_client import ModelServerClient, status_error
-from microservice.model_server_http import httpx_error
+from microservice.model_server_http import httpx_error, timed_out
 from microservice.settings import MicroserviceSettings
 
 # Parameters the openai SDK takes by name; everything else vLLM knows goes in extra_body.
@@ -117,7 +116,7 @@ class LangchainConnector:
         if isinstance(error, ModelServerError):
             return error
         if isinstance(error, openai.APITimeoutError):
-            return ModelServerTimeout(f"model server at {base_url} did not answer in time")
+            return timed_out(base_url)
         if isinstance(error, openai.APIConnectionError):
             cause = error.__cause__ or error.__context__
             if isinstance(cause, httpx.HTTPError):
