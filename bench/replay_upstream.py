@@ -22,6 +22,8 @@ import re
 import sys
 from pathlib import Path
 
+from harness.raw_http import read_request
+
 STREAM_ASKED = re.compile(rb'"stream":\s*true')
 DEFAULT_PACE_MS = 2.0
 
@@ -72,14 +74,8 @@ class Replay:
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                request_line, _, headers = head.partition(b"\r\n")
-                path = request_line.split(b" ", 2)[1]
-                length = 0
-                for line in headers.split(b"\r\n"):
-                    if line[:15].lower() == b"content-length:":
-                        length = int(line[15:])
-                body = await reader.readexactly(length) if length else b""
+                head, body = await read_request(reader)
+                path = head.split(b" ", 2)[1]
                 answer = self.answer(path, body)
                 if isinstance(answer, bytes):
                     writer.write(answer)

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from harness.raw_http import read_request
 from microservice.calls import ModelCall
 from microservice.connectors.generic import GenericConnector
 from microservice.errors import (
@@ -52,12 +53,7 @@ class ScriptedServer:
         self.connections += 1
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line.lower().startswith(b"content-length:"):
-                        length = int(line.split(b":")[1])
-                body = await reader.readexactly(length)
+                head, body = await read_request(reader)
                 self.requests.append(head + body)
                 for pause, piece in self.script(head):
                     await asyncio.sleep(pause)
