@@ -47,14 +47,13 @@ def pin_tree(pid: int, cpus: frozenset[int]) -> None:
     not yet moved would have escaped it."""
     for _ in range(PASSES):
         moved = 0
-        for member in procstat.descendants(pid):
-            for task in (procstat.PROC / str(member) / "task").glob("*"):
-                try:
-                    if os.sched_getaffinity(int(task.name)) != cpus:
-                        os.sched_setaffinity(int(task.name), cpus)
-                        moved += 1
-                except (OSError, ValueError):
-                    continue  # the thread has exited
+        for task in procstat.tree_tasks(pid):
+            try:
+                if os.sched_getaffinity(int(task.name)) != cpus:
+                    os.sched_setaffinity(int(task.name), cpus)
+                    moved += 1
+            except (OSError, ValueError):
+                continue  # the thread has exited
         if not moved:
             return
 

@@ -71,20 +71,18 @@ class CpuSample:
     ticks_s: float  # utime + stime of the tree (stat), exited threads included
 
 
-def _thread_ns(pid: int) -> dict[int, int]:
-    found = {}
-    for task in (PROC / str(pid) / "task").glob("*"):
-        try:
-            found[int(task.name)] = int((task / "schedstat").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            continue
-    return found
+def tree_tasks(pid: int) -> list[Path]:
+    """The /proc folder of every thread of ``pid`` and its descendants (named by thread id)."""
+    return [task for member in descendants(pid) for task in (PROC / str(member) / "task").glob("*")]
 
 
 def sample(pid: int) -> CpuSample:
     threads: dict[int, int] = {}
-    for member in descendants(pid):
-        threads.update(_thread_ns(member))
+    for task in tree_tasks(pid):
+        try:
+            threads[int(task.name)] = int((task / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # the thread has exited
     return CpuSample(threads, cpu_seconds(pid))
 
 
@@ -102,10 +100,9 @@ def cpu_between(before: CpuSample, after: CpuSample) -> float:
 def tree_cpus(pid: int) -> set[int]:
     """Every core any thread of the tree may run on (its affinity masks, joined)."""
     cores: set[int] = set()
-    for member in descendants(pid):
-        for task in (PROC / str(member) / "task").glob("*"):
-            try:
-                cores |= os.sched_getaffinity(int(task.name))
-            except (OSError, ValueError):
-                continue
+    for task in tree_tasks(pid):
+        try:
+            cores |= os.sched_getaffinity(int(task.name))
+        except (OSError, ValueError):
+            continue  # the thread has exited
     return cores
