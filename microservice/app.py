@@ -13,14 +13,16 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from microservice import connectors, errors
 from microservice.auth.guard import build_guard
+from microservice.client_socket import SERVER_SEND
+from microservice.http_client.client import Http1Client
 from microservice.logs import get_logger
 from microservice.metrics import Metrics
 from microservice.middleware import RequestContext
 from microservice.model_server_client import ModelServerClient
-from microservice.model_server_http import AiohttpClient
 from microservice.openai_api import install_openapi
 from microservice.routes import router
 from microservice.routing.discovery import Resolver, system_resolver
@@ -30,9 +32,18 @@ from microservice.state import ServiceState
 from microservice.tracing import Tracing
 
 
+class ServiceApp(FastAPI):
+    """FastAPI, keeping the server's own ``send`` in the scope: a pushed stream writes its
+    events past the send wrappers of the middleware (``client_socket``)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[SERVER_SEND] = send
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: MicroserviceSettings,
-    model_server_client: Callable[[MicroserviceSettings], ModelServerClient] = AiohttpClient,
+    model_server_client: Callable[[MicroserviceSettings], ModelServerClient] = Http1Client,
     resolver: Resolver = system_resolver,
 ) -> FastAPI:
     """``model_server_client`` and ``resolver`` replace the network to the replicas and the
@@ -74,7 +85,7 @@ def create_app(
                 await connector.aclose()
                 await asyncio.to_thread(tracing.shutdown)  # flushes the last spans
 
-    app = FastAPI(
+    app = ServiceApp(
         title="LLM microservice",
         description="OPEA-compatible and OpenAI-compatible front for a vLLM model server.",
         lifespan=lifespan,

@@ -1,7 +1,7 @@
 """What the microservice needs from an HTTP client to vLLM (the model server), and how vLLM's
 refusals read as ours.
 
-The app holds one ``ModelServerClient`` for its life (``model_server_http.AiohttpClient`` in
+The app holds one ``ModelServerClient`` for its life (``http_client.client.Http1Client`` in
 production). Every failure of a call comes out as a ``ModelServerError``, whatever the library
 underneath, so connectors, probes and routing never see a library's exceptions. In-process tests
 pass a stand-in that speaks the same protocol.

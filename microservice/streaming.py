@@ -19,9 +19,11 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from microservice.calls import Usage, final_usage
+from microservice.client_socket import ClientSocket
 from microservice.errors import ServiceError, sse_error_event
 from microservice.logs import get_logger
 from microservice.own_cancel import OwnCancel
+from microservice.push import BatchConsumer, Consumer, RenderFailed
 
 DONE_EVENT = b"data: [DONE]\n\n"
 SSE_RAW_HEADERS = (
@@ -60,9 +62,11 @@ class _DisconnectWatch:
 
 class SSEResponse(Response):
     """Plain ASGI server-sent events: one ``send`` per write, the iterator closed however the
-    response ends, the client's disconnect noticed at once."""
+    response ends, the client's disconnect noticed at once. Under uvicorn, the events after the
+    first are offered the client's socket (``client_socket``), so that the stream can be
+    pushed."""
 
-    def __init__(self, first: bytes, events: AsyncGenerator[bytes, None]) -> None:  # no length
+    def __init__(self, first: bytes, events: AsyncGenerator[bytes, Consumer | None]) -> None:
         self.status_code = 200
         self.media_type = "text/event-stream"
         self.background = None
@@ -79,8 +83,14 @@ class SSEResponse(Response):
             if self._first:
                 await send({"type": "http.response.body", "body": self._first, "more_body": True})
             last = DONE_EVENT
+            socket = ClientSocket.of(scope)
+            offer = socket.write if socket is not None else None
             try:
-                async for data in self._events:
+                while True:
+                    try:
+                        data = await self._events.asend(offer)
+                    except StopAsyncIteration:
+                        break
                     await send({"type": "http.response.body", "body": data, "more_body": True})
             except ServiceError as error:
                 get_logger().warning("stream failed", extra={"fields": {"error": error.message}})
@@ -94,7 +104,7 @@ class SSEResponse(Response):
             await self._events.aclose()
 
 
-async def start_stream(events: AsyncGenerator[bytes, None]) -> SSEResponse:
+async def start_stream(events: AsyncGenerator[bytes, Consumer | None]) -> SSEResponse:
     """Wait for the first event, so that failures before any byte become HTTP errors."""
     try:
         first = await anext(events)
@@ -106,50 +116,86 @@ async def start_stream(events: AsyncGenerator[bytes, None]) -> SSEResponse:
     return SSEResponse(first, events)
 
 
+class _EventWriter:
+    """A batch of chunks as the client's SSE bytes; keeps the final usage chunk's usage."""
+
+    def __init__(self, event: Callable[[bytes], bytes], keep_usage_chunk: bool) -> None:
+        self._event = event
+        self._keep_usage_chunk = keep_usage_chunk
+        self.usage: Usage | None = None
+
+    def render(self, batch: list[bytes]) -> tuple[bytes, ServiceError | None]:
+        """The bytes to write, and the failure that ended the batch (what came before it still
+        goes out)."""
+        out: list[bytes] = []
+        for chunk in batch:
+            found = final_usage(chunk)
+            if found is not None:
+                self.usage = found
+                if self._keep_usage_chunk:
+                    out.append(b"data: " + chunk + b"\n\n")
+                continue
+            try:
+                out.append(self._event(chunk))
+            except ServiceError as error:
+                return b"".join(out), error
+        return b"".join(out), None
+
+    def consumer(self, write: Consumer) -> BatchConsumer:
+        """For a pushed stream: each batch rendered and written from the socket's callback."""
+        render = self.render
+
+        def consume(batch: list[bytes]) -> None:
+            data, failure = render(batch)
+            if data:
+                write(data)
+            if failure is not None:
+                raise RenderFailed(failure)
+
+        return consume
+
+
 async def sse_writes(
-    chunks: AsyncGenerator[list[bytes], None],
+    chunks: AsyncGenerator[list[bytes], BatchConsumer | None],
     event: Callable[[bytes], bytes],
     keep_usage_chunk: bool,
     on_usage: Callable[[Usage], None],
     ttft: Histogram,
     start: float,
-) -> AsyncGenerator[bytes, None]:
+) -> AsyncGenerator[bytes, Consumer | None]:
     """One write per batch of chunks that arrived together (fewer sends, fewer awaits).
 
     ``event`` turns a chunk into its SSE bytes (``b""`` drops it). The final usage chunk is
     read here and only here: it goes to ``on_usage`` once the stream ended, and
     it is sent on as it came only when ``keep_usage_chunk``. The first write is timed from
-    ``start`` into ``ttft``."""
-    first = True
-    usage: Usage | None = None
+    ``start`` into ``ttft``. A writer sent in at a yield is offered on, as a batch consumer,
+    to push the rest of the stream (``microservice.push``)."""
+    writer = _EventWriter(event, keep_usage_chunk)
+    timed = False
+    offered: BatchConsumer | None = None
     try:
-        async for batch in chunks:
-            out: list[bytes] = []
-            failure: ServiceError | None = None
-            for chunk in batch:
-                found = final_usage(chunk)
-                if found is not None:
-                    usage = found
-                    if keep_usage_chunk:
-                        out.append(b"data: " + chunk + b"\n\n")
-                    continue
-                try:
-                    out.append(event(chunk))
-                except ServiceError as error:  # what came before the failure still goes out
-                    failure = error
-                    break
-            data = b"".join(out)
+        offer: Consumer | None = None
+        while True:
+            if offer is not None and offered is None:
+                offered = writer.consumer(offer)
+            try:
+                batch = await chunks.asend(offered)
+            except StopAsyncIteration:
+                return
+            except RenderFailed as failed:  # from a pushed batch, after its bytes were written
+                raise failed.error from None
+            data, failure = writer.render(batch)
             if data:
-                if first:
+                if not timed:
                     ttft.observe(time.perf_counter() - start)
-                    first = False
-                yield data
+                    timed = True
+                offer = yield data
             if failure is not None:
                 raise failure
     finally:
         await chunks.aclose()
-        if usage is not None:
-            on_usage(usage)
+        if writer.usage is not None:
+            on_usage(writer.usage)
 
 
 async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:

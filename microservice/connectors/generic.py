@@ -1,5 +1,8 @@
 """Generic connector: vLLM's OpenAI API over the app's pooled client, bytes passed through.
 
+A stream whose consumer offers to push (``microservice.push``) is handed to the client's
+``push`` after its first batch, when the client has one (``http_client``).
+
 It serves every path (chat, completions, embeddings); the LangChain connector hands it every
 call that is not chat."""
 
@@ -14,6 +17,8 @@ import orjson
 from microservice.calls import Completion, ModelCall
 from microservice.errors import ModelServerConnectionLost, ModelServerError, ModelServerFailed
 from microservice.model_server_client import ModelServerClient, status_error
+from microservice.push import DONE as PUSHED_TO_DONE
+from microservice.push import ENDED, BatchConsumer, Consumer, StopPush
 
 DONE = b"[DONE]"
 # What may follow [DONE] before the body ends (the chunked-encoding end) is read, so that the
@@ -35,6 +40,36 @@ def split_events(buffer: bytes) -> tuple[list[bytes], bytes, bool]:
             return batch, b"", True
         batch.append(event[6:])
     return batch, rest, False
+
+
+class EventSplitter:
+    """``split_events`` over a stream read in pieces: the incomplete rest is kept for the next."""
+
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def feed(self, data: bytes) -> tuple[list[bytes], bool]:
+        pending = self._pending
+        batch, self._pending, done = split_events(pending + data if pending else data)
+        return batch, done
+
+    def consumer(self, batches: BatchConsumer) -> Consumer:
+        """The pushed stream's bytes to ``batches``; ``StopPush(DONE)`` at [DONE] (even if
+        ``batches`` asked to pause with that write: the stream is whole)."""
+        feed = self.feed
+
+        def consume(data: bytes) -> None:
+            batch, done = feed(data)
+            if batch:
+                try:
+                    batches(batch)
+                except StopPush:
+                    if not done:
+                        raise
+            if done:
+                raise StopPush(PUSHED_TO_DONE)
+
+        return consume
 
 
 async def _drain(reads: AsyncIterator[bytes]) -> None:
@@ -74,18 +109,29 @@ class GenericConnector:
         except orjson.JSONDecodeError:
             raise ModelServerFailed("model server answered with a body that is not JSON") from None
 
-    async def stream(self, call: ModelCall, base_url: str) -> AsyncGenerator[list[bytes], None]:
+    async def stream(
+        self, call: ModelCall, base_url: str
+    ) -> AsyncGenerator[list[bytes], BatchConsumer | None]:
         body = orjson.dumps(call.body)
         async with self._client.stream(base_url, call.path, body, self._headers(call)) as answer:
             if answer.status != 200:
                 raise status_error(answer.status, await answer.body(), base_url)
+            push = getattr(answer, "push", None)  # our own client pushes; others iterate
             reads = answer.reads()
+            events = EventSplitter()
             try:
-                pending = b""
-                async for data in reads:
-                    batch, pending, done = split_events(pending + data if pending else data)
-                    if batch:
-                        yield batch
+                while True:
+                    data = await anext(reads, b"")
+                    if not data:
+                        break
+                    batch, done = events.feed(data)
+                    offer = (yield batch) if batch else None
+                    if not done and offer is not None and push is not None:
+                        ended = await push(events.consumer(offer))
+                        push = None  # once: after a pause the stream goes on as reads
+                        if ended == ENDED:
+                            break
+                        done = ended == PUSHED_TO_DONE
                     if done:
                         await _drain(reads)
                         return

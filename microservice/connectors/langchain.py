@@ -37,6 +37,7 @@ from microservice.errors import (
 )
 from microservice.model_server_client import ModelServerClient, status_error
 from microservice.model_server_http import httpx_error, timed_out
+from microservice.push import BatchConsumer
 from microservice.settings import MicroserviceSettings
 
 # Parameters the openai SDK takes by name; everything else vLLM knows goes in extra_body.
@@ -150,8 +151,11 @@ class LangchainConnector:
         body = self._completion_body(message, meta, call.body["model"])
         return Completion(orjson.dumps(body), body)
 
-    async def stream(self, call: ModelCall, base_url: str) -> AsyncGenerator[list[bytes], None]:
+    async def stream(
+        self, call: ModelCall, base_url: str
+    ) -> AsyncGenerator[list[bytes], BatchConsumer | None]:
         """One list per SDK chunk (the SDK hands them over one at a time), then one usage chunk.
+        Offers to push are ignored: the SDK hands over its chunks one by one.
 
         The SDK reports usage on every chunk when the client asked for continuous usage stats;
         only the last report is sent on, as the stream's one final usage chunk."""

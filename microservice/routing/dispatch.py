@@ -21,6 +21,7 @@ from microservice.errors import (
     ModelServerUnreachable,
     NoHealthyReplica,
 )
+from microservice.push import BatchConsumer
 from microservice.routing.metrics import RoutingMetrics
 from microservice.routing.pool import ReplicaPool
 from microservice.routing.replica import Replica
@@ -92,9 +93,10 @@ class Dispatcher:
         assert last is not None
         raise last
 
-    async def stream(self, call: ModelCall) -> AsyncGenerator[list[bytes], None]:
+    async def stream(self, call: ModelCall) -> AsyncGenerator[list[bytes], BatchConsumer | None]:
         """The connector's batches; a failure before the first one moves to another replica,
-        a failure after it ends the stream (the client has bytes of this answer)."""
+        a failure after it ends the stream (the client has bytes of this answer). An offer to
+        push (``microservice.push``) is passed on to the connector."""
         tried: set[str] = set()
         last: ModelServerError | None = None
         for _ in range(self._retries + 1):
@@ -122,9 +124,13 @@ class Dispatcher:
                 raise
             span.add_event("first token")
             try:
-                yield first
-                async for batch in chunks:
-                    yield batch
+                batch = first
+                while True:
+                    offer = yield batch
+                    try:
+                        batch = await chunks.asend(offer)
+                    except StopAsyncIteration:
+                        break
             except ModelServerError as error:
                 span.set_attribute("error", error.message)
                 self._pool.failed(replica, error, mid_stream=True)
