@@ -13,18 +13,19 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from microservice import connectors, errors
 from microservice.auth.guard import build_guard
 from microservice.client_socket import SERVER_SEND
+from microservice.direct_routes import DirectRoutes
 from microservice.http_client.client import Http1Client
 from microservice.logs import get_logger
 from microservice.metrics import Metrics
 from microservice.middleware import RequestContext
 from microservice.model_server_client import ModelServerClient
 from microservice.openai_api import install_openapi
-from microservice.routes import router
+from microservice.routes import MODEL_ROUTES, router
 from microservice.routing.discovery import Resolver, system_resolver
 from microservice.served import ServedModels
 from microservice.settings import MicroserviceSettings
@@ -33,11 +34,24 @@ from microservice.tracing import Tracing
 
 
 class ServiceApp(FastAPI):
-    """FastAPI, keeping the server's own ``send`` in the scope: a pushed stream writes its
-    events past the send wrappers of the middleware (``client_socket``)."""
+    """FastAPI with the model routes served directly (``direct_routes``), and the server's
+    own ``send`` kept in the scope: a pushed stream writes its events past the send wrappers
+    of the middleware (``client_socket``)."""
+
+    direct: ASGIApp | None = None  # the model routes inside RequestContext, set by create_app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope[SERVER_SEND] = send
+        direct = self.direct
+        if (
+            direct is not None
+            and scope["type"] == "http"
+            and scope["method"] == "POST"
+            and scope["path"] in MODEL_ROUTES
+        ):
+            scope["app"] = self
+            await direct(scope, receive, send)
+            return
         await super().__call__(scope, receive, send)
 
 
@@ -96,4 +110,5 @@ def create_app(
     app.include_router(router)
     install_openapi(app)
     app.add_middleware(RequestContext, metrics=metrics, tracing=tracing)
+    app.direct = RequestContext(DirectRoutes(MODEL_ROUTES), metrics=metrics, tracing=tracing)
     return app

@@ -176,6 +176,13 @@ def sse_error_event(error: ServiceError) -> bytes:
     return b"data: " + orjson.dumps(error_body(error)) + b"\n\n"
 
 
+def service_error_response(error: ServiceError) -> Response:
+    """The answer to a ``ServiceError``; the model server's failures (5xx) are logged."""
+    if error.status >= 500:
+        get_logger().warning("model server failure", extra={"fields": {"error": error.message}})
+    return error_response(error)
+
+
 def from_validation(error: ValidationError | RequestValidationError) -> RequestInvalid:
     """First problem of a pydantic error as one message naming the field."""
     first = error.errors()[0]
@@ -190,9 +197,7 @@ def install(app: FastAPI) -> None:
 
     async def on_service_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ServiceError)
-        if exc.status >= 500:
-            get_logger().warning("model server failure", extra={"fields": {"error": exc.message}})
-        return error_response(exc)
+        return service_error_response(exc)
 
     async def on_validation(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)

@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from microservice.auth.metrics import KeyMetrics
+from microservice.labelled import Labelled
 from microservice.routing.metrics import RoutingMetrics
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -60,6 +61,9 @@ class Metrics:
             "Requests being served, streams included.",
             registry=self.registry,
         )
+        self.answered = Labelled(self.requests)  # by route and status
+        self.timed = Labelled(self.latency)  # by route
+        self.first_token = Labelled(self.ttft)  # by form and "true"/"false" (streaming)
         self.routing = RoutingMetrics(self.registry)
         self.keys = KeyMetrics(self.registry)
 

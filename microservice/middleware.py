@@ -15,6 +15,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from microservice.direct_routes import CLIENT_GONE
 from microservice.logs import get_logger, request_id_var
 from microservice.metrics import Metrics
 from microservice.tracing import Tracing
@@ -48,7 +49,7 @@ class RequestContext:
         token = request_id_var.set(request_id)
         route = self.metrics.route_label(scope["path"])
         start = time.perf_counter()
-        status = 500
+        status = 0  # no answer started
         header = (HEADER, request_id.encode("ascii"))
 
         async def send_with_id(message: Message) -> None:
@@ -68,10 +69,12 @@ class RequestContext:
                 await self.app(scope, receive, send_with_id)
                 span.set_attribute("http.response.status_code", status)
         finally:
+            if status == 0:  # 499: the client left first (nginx's code); else an error
+                status = 499 if state.get(CLIENT_GONE) else 500
             elapsed = time.perf_counter() - start
             self.metrics.in_flight.dec()
-            self.metrics.requests.labels(route, str(status)).inc()
-            self.metrics.latency.labels(route).observe(elapsed)
+            self.metrics.answered(route, str(status)).inc()
+            self.metrics.timed(route).observe(elapsed)
             self.log.info(
                 "request",
                 extra={

@@ -44,12 +44,12 @@ async def answer(
     start = time.perf_counter()
     if not stream:
         completion = await unless_disconnected(request, served.dispatcher.complete(call))
-        metrics.ttft.labels("opea", "false").observe(time.perf_counter() - start)
+        metrics.first_token("opea", "false").observe(time.perf_counter() - start)
         on_usage(completion.usage)
         return Response(answer_body(opea, completion), media_type="application/json")
 
     chunks = served.dispatcher.stream(call)
-    ttft = metrics.ttft.labels("opea", "true")
+    ttft = metrics.first_token("opea", "true")
     events = sse_writes(chunks, text_event, False, on_usage, ttft, start)
     return await start_stream(events)
 

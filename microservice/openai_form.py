@@ -38,12 +38,12 @@ async def relay(
     start = time.perf_counter()
     if not call.stream:
         completion = await unless_disconnected(request, served.dispatcher.complete(call))
-        metrics.ttft.labels(form, "false").observe(time.perf_counter() - start)
+        metrics.first_token(form, "false").observe(time.perf_counter() - start)
         on_usage(completion.usage)
         return Response(completion.raw, media_type="application/json")
 
     chunks = served.dispatcher.stream(call)
-    ttft = metrics.ttft.labels(form, "true")
+    ttft = metrics.first_token(form, "true")
     events = sse_writes(chunks, chunk_event, keep_usage_chunk, on_usage, ttft, start)
     return await start_stream(events)
 

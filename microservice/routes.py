@@ -2,7 +2,8 @@
 
 The three model routes (chat, completions, embeddings) are plain Starlette endpoints: FastAPI's
 per-request dependency solving showed in the profile of the hot path, and they read and validate
-their body themselves anyway. ``openai_api`` documents them as it documents the others.
+their body themselves anyway. ``openai_api`` documents them as it documents the others, and
+``direct_routes`` serves them past Starlette's router and middleware.
 
 Every API route (chat, completions, embeddings, models) needs an API key when keys are on;
 health and /metrics never do. The order of refusals: 401 (no or wrong key), 4xx for the body,
@@ -12,6 +13,7 @@ health and /metrics never do. The order of refusals: 401 (no or wrong key), 4xx 
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -118,9 +120,15 @@ async def embeddings(request: Request) -> Response:
     return await _relayed(request, state, caller, embedding, "embedding", "embeddings")
 
 
-router.add_route("/v1/chat/completions", chat_completions, methods=["POST"])
-router.add_route("/v1/completions", completions, methods=["POST"])
-router.add_route("/v1/embeddings", embeddings, methods=["POST"])
+# Served by ``direct_routes`` for POST; in the router too, for the OpenAPI document and the
+# 405 of any other method.
+MODEL_ROUTES: dict[str, Callable[[Request], Awaitable[Response]]] = {
+    "/v1/chat/completions": chat_completions,
+    "/v1/completions": completions,
+    "/v1/embeddings": embeddings,
+}
+for path, endpoint in MODEL_ROUTES.items():
+    router.add_route(path, endpoint, methods=["POST"])
 
 
 @router.get("/v1/models")

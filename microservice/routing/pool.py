@@ -194,8 +194,8 @@ class ReplicaPool:
             if free and (queued or not self._room.occupied):
                 replica = self._pick(call, free)
                 replica.in_flight += 1
-                self._metrics.in_flight.labels(replica.url).set(replica.in_flight)
-                self._metrics.requests.labels(replica.url).inc()
+                self._metrics.in_flight_of(replica.url).set(replica.in_flight)
+                self._metrics.sent(replica.url).inc()
                 self._metrics.queue_wait.observe(loop.time() - start)
                 return replica
             await self._room.wait(deadline)
@@ -204,7 +204,7 @@ class ReplicaPool:
 
     def release(self, replica: Replica) -> None:
         replica.in_flight -= 1
-        self._metrics.in_flight.labels(replica.url).set(replica.in_flight)
+        self._metrics.in_flight_of(replica.url).set(replica.in_flight)
         self._room.wake_one()
 
     def failed(self, replica: Replica, error: ModelServerError, mid_stream: bool = False) -> None:

@@ -30,6 +30,17 @@ def json_answer(status: int, body: bytes) -> bytes:
     return head.encode() + b"\r\n\r\n" + body
 
 
+async def still_open(reader: asyncio.StreamReader, pause: float) -> bool:
+    """Wait ``pause`` seconds, watching for the client's close (nothing is read meanwhile)."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + pause
+    while loop.time() < until:
+        if reader.at_eof():
+            return False
+        await asyncio.sleep(min(0.01, until - loop.time()))
+    return not reader.at_eof()
+
+
 class ScriptedServer:
     def __init__(self, script: Script) -> None:
         self.script = script
@@ -44,8 +55,7 @@ class ScriptedServer:
                 head, body = await read_request(reader)
                 self.requests.append(head + body)
                 for pause, piece in self.script(head):
-                    await asyncio.sleep(pause)
-                    if piece is None:
+                    if not await still_open(reader, pause) or piece is None:
                         return
                     writer.write(piece)
                     await writer.drain()

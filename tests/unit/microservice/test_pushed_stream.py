@@ -7,60 +7,29 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
 
-import httpx
 import orjson
 import pytest
-import uvicorn
 
-from harness.processes import free_port
-from microservice.app import create_app
 from microservice.client_socket import ClientSocket
 from microservice.push import StopPush
-from microservice.settings import MicroserviceSettings
 from tests.sse import sse_data
-from tests.unit.microservice.scripted_model_server import (
-    END,
-    SSE_HEAD,
-    Script,
-    ScriptedServer,
-    chunked,
-    json_answer,
-    scripted,
-)
+from tests.unit.microservice.scripted_model_server import END, SSE_HEAD, Script, chunked
 from tests.unit.microservice.standin_model_server import (
     MODEL,
     chunk,
     generated_tokens,
     usage_chunk,
 )
+from tests.unit.microservice.uvicorn_app import served, until, vllm
 
 WORDS = ["Deep", " learning", " is", " 'quoted'\n"]
-MODELS = {"object": "list", "data": [{"id": MODEL, "object": "model", "max_model_len": 2048}]}
 OPENAI = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "stream": True}
 
 
 def events(*chunks: bytes, done: bool = True) -> list[bytes]:
     out = [b"data: " + c + b"\n\n" for c in chunks]
     return [*out, b"data: [DONE]\n\n"] if done else out
-
-
-def vllm(stream: list[tuple[float, bytes | None]]) -> Script:
-    """Health, models and a 404 for /metrics as vLLM's probes expect; ``stream`` for a POST."""
-
-    def script(head: bytes) -> list[tuple[float, bytes | None]]:
-        path = head.split(b" ")[1]
-        if path == b"/health":
-            return [(0, json_answer(200, b"{}"))]
-        if path == b"/v1/models":
-            return [(0, json_answer(200, orjson.dumps(MODELS)))]
-        if not head.startswith(b"POST"):
-            return [(0, json_answer(404, b"{}"))]
-        return stream
-
-    return script
 
 
 def paced(pieces: list[bytes], pause: float = 0.01, end: bytes | None = END) -> Script:
@@ -83,37 +52,6 @@ class Writes:
                 raise
 
         monkeypatch.setattr(ClientSocket, "write", counted)
-
-
-async def until(condition: Callable[[], bool], timeout_s: float) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not condition():  # noqa: ASYNC110 - state of a server or a test double, no event
-            await asyncio.sleep(0.01)
-
-
-@contextlib.asynccontextmanager
-async def served(
-    script: Script, **settings: float
-) -> AsyncIterator[tuple[ScriptedServer, httpx.AsyncClient]]:
-    async with scripted(script) as (upstream, url):
-        config = MicroserviceSettings.model_validate(
-            {"llm_model_name": MODEL, "llm_model_server_endpoint": url, **settings}
-        )
-        port = free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(
-                create_app(config), host="127.0.0.1", port=port, http="httptools",
-                loop="none", log_config=None,
-            )
-        )  # fmt: skip
-        serving = asyncio.ensure_future(server.serve())
-        try:
-            await until(lambda: server.started, 10)
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-                yield upstream, client
-        finally:
-            server.should_exit = True
-            await serving
 
 
 async def test_a_paced_openai_stream_is_pushed_byte_for_byte(
