@@ -1,7 +1,8 @@
 """The production ``ModelServerClient``: our HTTP/1.1 connections to vLLM, pooled.
 
-Measured on these machines (docs/benchmarks.md), a passthrough on this client spends about
-half the CPU per streamed event and a fifth per request of the same passthrough on aiohttp.
+Measured on these machines (docs/benchmarks.md), the same passthrough spent about two thirds
+of the CPU per paced stream on this client that it spent on aiohttp, and pushed streams
+(``microservice/push.py``) need the socket callbacks that only a client of our own offers.
 Every failure leaves as a ``ModelServerError``: not connected (503, another replica is tried),
 no answer in time (504), the connection lost mid-answer (502).
 """
