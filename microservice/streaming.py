@@ -23,7 +23,7 @@ from microservice.client_socket import ClientSocket
 from microservice.errors import ServiceError, sse_error_event
 from microservice.logs import get_logger
 from microservice.own_cancel import OwnCancel
-from microservice.push import BatchConsumer, Consumer, RenderFailed
+from microservice.push import BatchConsumer, Consumer, RenderFailed, StopPush
 
 DONE_EVENT = b"data: [DONE]\n\n"
 SSE_RAW_HEADERS = (
@@ -148,7 +148,11 @@ class _EventWriter:
         def consume(batch: list[bytes]) -> None:
             data, failure = render(batch)
             if data:
-                write(data)
+                try:
+                    write(data)
+                except StopPush:
+                    if failure is None:
+                        raise  # the client asked to pause; a failure still ends the stream
             if failure is not None:
                 raise RenderFailed(failure)
 
