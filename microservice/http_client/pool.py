@@ -9,12 +9,12 @@ request. One the server closed is dropped as soon as the close arrives (no half-
 from __future__ import annotations
 
 import asyncio
-import collections
 import ssl
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from microservice.http_client.connection import Connection
+from microservice.waiters import Waiters
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ class ConnectionPool:
         self._connect_timeout_s = connect_timeout_s
         self._idle: dict[Origin, list[Connection]] = {}
         self._open = 0  # connections in use, idle or being made
-        self._waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._waiting = Waiters()
         self._origins: dict[str, Origin] = {}
         self._tls: ssl.SSLContext | None = None
 
@@ -64,13 +64,7 @@ class ConnectionPool:
         if reused is not None:
             return reused, True
         while self._open >= self._limit and not self._close_one_idle():
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiting.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter in self._waiting:
-                    self._waiting.remove(waiter)
+            await self._waiting.wait()
             reused = self._reusable(origin)
             if reused is not None:
                 return reused, True
@@ -79,18 +73,17 @@ class ConnectionPool:
     def release(self, connection: Connection, origin: Origin) -> None:
         """Back to the pool after a whole answer the server keeps the connection for; else
         closed."""
-        if connection.keep_alive and connection.complete and not connection.closed:
-            connection.idle_since = asyncio.get_running_loop().time()
-            self._idle.setdefault(origin, []).append(connection)
-        else:
+        if not (connection.keep_alive and connection.complete and not connection.closed):
             self.discard(connection)
             return
-        self._wake_one()
+        connection.idle_since = asyncio.get_running_loop().time()
+        self._idle.setdefault(origin, []).append(connection)
+        self._waiting.wake_one()
 
     def discard(self, connection: Connection) -> None:
         connection.close()
         self._open -= 1
-        self._wake_one()
+        self._waiting.wake_one()
 
     async def aclose(self) -> None:
         for idle in self._idle.values():
@@ -120,13 +113,6 @@ class ConnectionPool:
                 return True
         return False
 
-    def _wake_one(self) -> None:
-        while self._waiting:
-            waiter = self._waiting.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-
     async def _connect(self, origin: Origin) -> Connection:
         self._open += 1
         try:
@@ -139,7 +125,7 @@ class ConnectionPool:
                 )
         except BaseException:
             self._open -= 1
-            self._wake_one()
+            self._waiting.wake_one()
             raise
         return connection
 

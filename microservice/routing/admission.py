@@ -4,11 +4,11 @@ at most its deadline, first come first served; beyond that, 429 at once. Nothing
 from __future__ import annotations
 
 import asyncio
-import collections
 import math
 
 from microservice.errors import Overloaded
 from microservice.routing.metrics import RoutingMetrics
+from microservice.waiters import Waiters
 
 
 class WaitingRoom:
@@ -16,7 +16,7 @@ class WaitingRoom:
         self._size = size
         self.timeout_s = timeout_s
         self._metrics = metrics
-        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._waiters = Waiters()
         self._retry_after = max(1, math.ceil(min(timeout_s, 5.0)))
 
     @property
@@ -35,34 +35,18 @@ class WaitingRoom:
                 f"every replica is at its in-flight limit and {self._size} requests already "
                 "wait; try again shortly",
             )
-        loop = asyncio.get_running_loop()
-        remaining = deadline - loop.time()
-        future: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(future)
-        self._metrics.queue_depth.set(len(self._waiters))
+        remaining = deadline - asyncio.get_running_loop().time()
+        self._metrics.queue_depth.set(len(self._waiters) + 1)
         try:
-            await asyncio.wait_for(asyncio.shield(future), max(remaining, 0.0))
+            async with asyncio.timeout(max(remaining, 0.0)):
+                await self._waiters.wait()
         except TimeoutError:
-            if future.done():  # woken just as time ran out: pass the slot on
-                self.wake_one()
             raise self.refuse(
                 "queue_timeout",
                 f"no replica had a free slot within {self.timeout_s:g} s; try again shortly",
             ) from None
-        except asyncio.CancelledError:
-            if future.done():  # woken, but gone: the slot goes to the next in line
-                self.wake_one()
-            raise
         finally:
-            if future in self._waiters:
-                self._waiters.remove(future)
-            if not future.done():
-                future.cancel()
             self._metrics.queue_depth.set(len(self._waiters))
 
     def wake_one(self) -> None:
-        while self._waiters:
-            future = self._waiters.popleft()
-            if not future.done():
-                future.set_result(None)
-                return
+        self._waiters.wake_one()
