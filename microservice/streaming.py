@@ -116,7 +116,7 @@ async def start_stream(events: AsyncGenerator[bytes, Consumer | None]) -> SSERes
     return SSEResponse(first, events)
 
 
-class _EventWriter:
+class EventWriter:
     """A batch of chunks as the client's SSE bytes; keeps the final usage chunk's usage."""
 
     def __init__(self, event: Callable[[bytes], bytes], keep_usage_chunk: bool) -> None:
@@ -174,7 +174,7 @@ async def sse_writes(
     it is sent on as it came only when ``keep_usage_chunk``. The first write is timed from
     ``start`` into ``ttft``. A writer sent in at a yield is offered on, as a batch consumer,
     to push the rest of the stream (``microservice.push``)."""
-    writer = _EventWriter(event, keep_usage_chunk)
+    writer = EventWriter(event, keep_usage_chunk)
     timed = False
     offered: BatchConsumer | None = None
     try:

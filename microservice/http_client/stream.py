@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, Callable
 
-from microservice.errors import ModelServerError
 from microservice.http_client.connection import BadAnswer, Connection, ConnectionClosed
 from microservice.model_server_http import lost, timed_out
 from microservice.own_cancel import OwnCancel
@@ -107,8 +106,7 @@ class _Push:
         self._finish(ENDED, None)
 
     def fail(self, error: Exception) -> None:
-        failure = error if isinstance(error, ModelServerError) else lost(self._endpoint, error)
-        self._finish(None, failure)
+        self._finish(None, lost(self._endpoint, error))
 
     def stop(self) -> None:
         self._timer.cancel()
