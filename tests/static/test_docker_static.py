@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from microservice.settings import MicroserviceSettings
 from tests.static import checks
 from tests.static.checks import REPO_ROOT, STACKS
 
@@ -122,6 +123,24 @@ def test_hpu_fp8_server_reads_what_the_job_publishes(
     assert server.if_fp8_quantization and server.quant_config is None  # the default path
     assert server.resolved_quant_config == job.quant_config_path
     assert (server.vllm_tp_size or 1) == job.vllm_tp_size == int(tp_size)
+
+
+def duration_s(text: str) -> float:
+    """A Compose duration ("1m30s", "30s", "500ms") in seconds."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|us|h|m|s)", text)
+    assert parts and "".join(n + u for n, u in parts) == text, text
+    return sum(float(number) * units[unit] for number, unit in parts)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_stopping_the_microservice_waits_past_its_drain(stack: str) -> None:
+    """Docker kills a container 10 s after SIGTERM unless told otherwise; the microservice
+    drains open streams for LLM_DRAIN_TIMEOUT_S first, then closes (a margin of 10 s)."""
+    usvc = checks.rendered(*stack_files(stack))["services"]["llm-usvc"]
+    drain = MicroserviceSettings.model_fields["llm_drain_timeout_s"].default
+    assert duration_s(usvc["stop_grace_period"]) >= drain + 10
+    assert duration_s("1m30s") == 90 and duration_s("500ms") == 0.5
 
 
 @pytest.mark.parametrize("stack", STACKS)
