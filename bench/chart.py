@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.scenarios import TWO_REPLICAS
-from bench.summary import BASELINES, Row
+from bench.scenarios import DIRECT_SPREAD, TWO_REPLICAS
+from bench.summary import DIRECT, Row
 
 CHARTED = ("non-streaming c=32", "streaming c=32")
 
@@ -24,7 +24,8 @@ def draw(rows: list[Row], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    charted = [r for r in rows if r.target not in BASELINES and _kind(r) in CHARTED]
+    # Every proxy, the Rust router included; vLLM itself is what the ratios are to.
+    charted = [r for r in rows if r.target not in (DIRECT, DIRECT_SPREAD) and _kind(r) in CHARTED]
     targets = list(dict.fromkeys(r.target for r in charted))
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5.5), constrained_layout=True)
     width = 0.8 / len(CHARTED)

@@ -167,6 +167,8 @@ def markdown(results: Results, rows: list[Row], goals: list[Goal], rounds: int) 
         if scenario in STAND_IN:
             continue
         two = scenario.startswith(TWO_REPLICAS)
+        mine = [r for r in rows if r.scenario == scenario]
+        beside_router = any(r.cpu_ratio is not None for r in mine)
         text += [f"**{scenario}**", ""]
         header = [
             "target",
@@ -178,6 +180,7 @@ def markdown(results: Results, rows: list[Row], goals: list[Goal], rounds: int) 
             "TTFT p50",
             "TTFT p99",
             "CPU ms/req",
+            *(["CPU ratio to router"] if beside_router else []),
             "ratio to direct over 2" if two else "ratio to vLLM",
             "errors",
             *(["per replica"] if two else []),
@@ -193,12 +196,12 @@ def markdown(results: Results, rows: list[Row], goals: list[Goal], rounds: int) 
                 r.ttft_p50_ms,
                 r.ttft_p99_ms,
                 r.cpu_ms_per_req,
+                *([r.cpu_ratio] if beside_router else []),
                 r.ratio,
                 r.errors,
                 *([_split(r.per_replica)] if two else []),
             ]
-            for r in rows
-            if r.scenario == scenario
+            for r in mine
         ]
         text += [*_table(header, lines), ""]
     if stand_in:
@@ -238,13 +241,14 @@ def markdown(results: Results, rows: list[Row], goals: list[Goal], rounds: int) 
     )
     text += ["", "**Targets** (set in `bench/goals.py`)", ""]
     text += _table(
-        ["target", "for", "goal", "measured", "met"],
+        ["target", "for", "goal", "measured", "Rust router, same run", "met"],
         [
             [
                 g.goal,
                 g.target,
                 ("≥ " if g.higher_is_better else "≤ ") + _cell(float(g.limit)),
                 g.measured,
+                g.router,
                 {True: "yes", False: "**no**", None: "-"}[g.met],
             ]
             for g in goals

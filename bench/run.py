@@ -1,6 +1,7 @@
-"""The side-by-side run: real vLLM, the microservice per connector and form, the floor; then
-two vLLM replicas, the microservice over both against the load generator spreading over both;
-then, with vLLM stopped, every proxy and vLLM's Rust router in front of a stand-in upstream.
+"""The side-by-side run: real vLLM, and in front of it the microservice per connector and form,
+the floor and vLLM's Rust router; then two vLLM replicas, the microservice over both against the
+load generator spreading over both; then, with vLLM stopped, every proxy and vLLM's Rust router
+in front of a stand-in upstream.
 
 Every scenario is measured in rounds; in each round every target gets one segment, in an order
 rotated per round, so slow drifts of the machine's load fall on all targets alike. Both vLLM
@@ -145,6 +146,7 @@ async def run(work: Path, rounds: int, scale: float, relay_requests: int) -> Res
             results.cores["vLLM, both replicas (whole process trees)"] = cores.describe(on)
         generic, langchain, two = _microservices(stack, url, model, work, "")
         floor = stack.enter_context(servers.passthrough("vllm", url, work))
+        router = stack.enter_context(servers.vllm_router("vllm", [url], work))
         if pinning:
             rest = procstat.tree_cpus(generic.process.pid) | os.sched_getaffinity(0)
             results.cores["load generator, proxies, stand-in upstreams"] = cores.describe(rest)
@@ -153,6 +155,7 @@ async def run(work: Path, rounds: int, scale: float, relay_requests: int) -> Res
 
         plan_targets: list[tuple[str, str, int | None, forms.Form]] = [
             (DIRECT, url, None, "openai"),
+            (ROUTER, router.base_url, router.process.pid, "openai"),
             ("passthrough (reference floor)", floor.base_url, floor.process.pid, "openai"),
             ("generic, OPEA form", generic.base_url, generic.process.pid, "opea"),
             ("generic, OpenAI form", generic.base_url, generic.process.pid, "openai"),

@@ -65,7 +65,8 @@ def replay_upstream(
 @contextlib.contextmanager
 def vllm_router(name: str, worker_urls: Sequence[str], work: Path) -> Iterator[Server]:
     """vLLM's Rust router (PyPI ``vllm-router``, the ``bench`` extra) in front of
-    ``worker_urls``, round robin; the reference the stand-in scenarios compare proxies to.
+    ``worker_urls``, round robin; the reference proxies are compared to (in front of real vLLM
+    and of the stand-in upstream).
     Its Prometheus endpoint (on by default) gets a free port of its own."""
     port = free_port()
     args = python_module(

@@ -62,7 +62,7 @@ class Row:
     added_ttft_p50_ms: float | None
     # Requests each vLLM replica finished, summed over rounds (vLLM's own counters).
     per_replica: list[float] = field(default_factory=list)
-    # CPU per request ÷ the baseline's, where the baseline is a proxy (the Rust router).
+    # CPU per request ÷ the Rust router's in the same scenario, where the router was measured.
     cpu_ratio: float | None = None
 
     def to_json(self) -> dict[str, object]:
@@ -82,7 +82,9 @@ def cpu_ratio(records: list[Record], baseline: list[Record]) -> float | None:
     return round(mine / base, 3) if mine is not None and base else None
 
 
-def _row(records: list[Record], direct: list[Record], direct_row: Row | None) -> Row:
+def _row(
+    records: list[Record], direct: list[Record], direct_row: Row | None, router: list[Record]
+) -> Row:
     ok = sum(r.ok for r in records)
     lat = [x for r in records for x in r.latencies_s]
     ttft = [x for r in records for x in r.ttfts_s]
@@ -111,7 +113,7 @@ def _row(records: list[Record], direct: list[Record], direct_row: Row | None) ->
         added_p50_ms=_diff(p50, direct_row.p50_ms if direct_row else None),
         added_ttft_p50_ms=_diff(ttft_p50, direct_row.ttft_p50_ms if direct_row else None),
         per_replica=_per_replica(records),
-        cpu_ratio=cpu_ratio(records, direct),
+        cpu_ratio=cpu_ratio(records, router),
     )
 
 
@@ -135,12 +137,15 @@ def summarise(records: list[Record]) -> list[Row]:
     for scenario in dict.fromkeys(r.scenario for r in records):
         baseline = next((b for b in BASELINES if (scenario, b) in groups), None)
         direct = groups[(scenario, baseline)] if baseline else []
-        direct_row = _row(direct, direct, None) if direct else None
+        # CPU ratios are to the Rust router wherever it was measured: the baseline of the
+        # stand-in scenarios, one more target in front of real vLLM.
+        router = groups.get((scenario, ROUTER), [])
+        direct_row = _row(direct, direct, None, router) if direct else None
         if direct_row:
             rows.append(direct_row)
         for (name, target), group in groups.items():
             if name == scenario and target != baseline:
-                rows.append(_row(group, direct, direct_row))
+                rows.append(_row(group, direct, direct_row, router))
     return rows
 
 

@@ -1,6 +1,7 @@
-"""The stand-in scenarios' arithmetic on hand-built records: CPU ratios to the Rust router,
-the goals they feed, the 1 vs 2 workers table, the report; and the clocks and frames the
-figures rest on. No servers (tests/integration/bench runs the real ones)."""
+"""The benchmark's arithmetic on hand-built records: CPU ratios to the Rust router (in front of
+the stand-in upstream and of real vLLM), the goals they feed, the 1 vs 2 workers table, the
+report; and the clocks and frames the figures rest on. No servers (tests/integration/bench runs
+the real ones)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,26 @@ def test_no_cpu_ratio_where_the_baseline_is_vllm_itself() -> None:
         record("streaming c=1", OPENAI, 0, 4, 0.1),
     ]
     assert [r.cpu_ratio for r in summarise(records)] == [None, None]
+
+
+def test_in_front_of_real_vllm_cpu_is_to_the_router_and_throughput_to_vllm() -> None:
+    """The router is one more target there: vLLM direct stays the throughput baseline."""
+    scenario = "streaming c=32"
+    records = [
+        record(scenario, "vLLM direct", 0, 10, None),
+        record(scenario, ROUTER, 0, 10, 0.04),
+        record(scenario, OPENAI, 0, 5, 0.06),
+    ]
+    rows = {r.target: r for r in summarise(records)}
+    assert rows["vLLM direct"].cpu_ratio is None
+    assert (rows[ROUTER].cpu_ratio, rows[ROUTER].ratio) == (1.0, 1.0)
+    assert (rows[OPENAI].cpu_ms_per_req, rows[OPENAI].cpu_ratio) == (12.0, 3.0)
+    assert rows[OPENAI].ratio == 0.5  # half vLLM's requests per second
+    checked = {(g.goal, g.target): g for g in goals(summarise(records), [])}
+    stream = checked[("proxy CPU ms per 64-token stream (c=32)", OPENAI)]
+    assert (stream.measured, stream.router, stream.met) == (12.0, 4.0, False)
+    request = checked[("proxy CPU ms per non-streaming request (c=32)", OPENAI)]
+    assert (request.measured, request.router) == (None, None)  # not measured here
 
 
 def test_router_goals_read_the_cpu_ratios() -> None:
