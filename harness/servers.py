@@ -7,6 +7,7 @@ import contextlib
 import os
 import subprocess
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.processes import (
@@ -34,19 +35,38 @@ def vllm(model: str, hf_home: Path, log_path: Path, **extra_env: str) -> Iterato
         yield server
 
 
+@dataclass(frozen=True)
+class VllmBoot:
+    """One server of a group booted together: its HF home, its log, variables of its own."""
+
+    hf_home: Path
+    log_path: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
 @contextlib.contextmanager
-def vllm_replicas(model: str, hf_home: Path, log_paths: Sequence[Path]) -> Iterator[list[Server]]:
-    """One vLLM CPU server on ``model`` per log path, all started at once so they load in
-    parallel (30-60 s together on shared cores, each with its own 1 GiB KV cache); yields once
-    every ``/health`` answers. One that exits or times out stops them all."""
-    ports = _distinct_free_ports(len(log_paths))
+def vllm_together(model: str, boots: Sequence[VllmBoot]) -> Iterator[list[Server]]:
+    """One vLLM CPU server on ``model`` per boot, all started at once so they load in parallel
+    (their imports, most of a boot, take a core each; each has its own 1 GiB KV cache); yields
+    once every ``/health`` answers. One that exits or times out stops them all."""
+    ports = _distinct_free_ports(len(boots))
     with contextlib.ExitStack() as stack:
         started = [
-            stack.enter_context(_spawned(vllm_env(model, port, hf_home), port, log_path))
-            for port, log_path in zip(ports, log_paths, strict=True)
+            stack.enter_context(
+                _spawned(vllm_env(model, port, boot.hf_home, **boot.env), port, boot.log_path)
+            )
+            for port, boot in zip(ports, boots, strict=True)
         ]
         for server in started:
             wait_until_healthy(server, "/health", VLLM_LOAD_TIMEOUT_S)
+        yield started
+
+
+@contextlib.contextmanager
+def vllm_replicas(model: str, hf_home: Path, log_paths: Sequence[Path]) -> Iterator[list[Server]]:
+    """Replicas: one vLLM CPU server on ``model`` per log path, the same configuration, booted
+    together (30-60 s on shared cores)."""
+    with vllm_together(model, [VllmBoot(hf_home, log_path) for log_path in log_paths]) as started:
         yield started
 
 

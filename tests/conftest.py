@@ -9,6 +9,7 @@ import pytest
 
 from harness import servers
 from harness.processes import Server
+from harness.server_envs import QUICK_BOOT
 from tests.otlp_receiver import OtlpReceiver
 
 # Variables that would leak the developer's own configuration into the tests.
@@ -52,34 +53,60 @@ def otlp_receiver() -> Iterator[OtlpReceiver]:
         yield receiver
 
 
+# The session's two vLLM servers, by fixture name; booted together, on first use, those that
+# the session's tests use.
+SESSION_VLLMS = ("vllm_server", "vllm_embedding_server")
+
+
 @pytest.fixture(scope="session")
-def vllm_server(
-    tiny_model: Path, tmp_path_factory: pytest.TempPathFactory, otlp_receiver: OtlpReceiver
-) -> Iterator[Server]:
-    """A real vLLM CPU server on the tiny model, started through ``python -m model_server``."""
-    hf_home = tmp_path_factory.mktemp("hf-home")
-    log_path = Path("test-logs") / "vllm-server.log"
-    env = {
-        # compact JSON: the random-weight model would pad structured outputs with blanks
-        "VLLM_JSON_COMPACT": "true",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint,
-        # eager: it boots in half the time; vLLM's compiled graphs (the default) are exercised
-        # by the Helm pod of tests/e2e and by `make bench`, which measures the default
-        "VLLM_ENFORCE_EAGER": "true",
+def session_vllms(
+    request: pytest.FixtureRequest,
+    tiny_model: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    otlp_receiver: OtlpReceiver,
+) -> Iterator[dict[str, Server]]:
+    """Real vLLM CPU servers on the tiny model, started through ``python -m model_server``, at
+    once: they load in parallel, each import on a core of its own."""
+    boots = {
+        "vllm_server": servers.VllmBoot(
+            tmp_path_factory.mktemp("hf-home"),
+            Path("test-logs") / "vllm-server.log",
+            {
+                **QUICK_BOOT,
+                # compact JSON: the random-weight model would pad structured outputs with blanks
+                "VLLM_JSON_COMPACT": "true",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint,
+            },
+        ),
+        "vllm_embedding_server": servers.VllmBoot(
+            tmp_path_factory.mktemp("hf-home-embedding"),
+            Path("test-logs") / "vllm-embedding-server.log",
+            {**QUICK_BOOT, "VLLM_RUNNER": "pooling", "VLLM_CONVERT": "embed"},
+        ),
     }
-    with servers.vllm(str(tiny_model), hf_home, log_path, **env) as server:
-        yield server
+    used = [
+        name
+        for name in SESSION_VLLMS
+        if any(name in getattr(item, "fixturenames", ()) for item in request.session.items)
+    ]
+    names = used or list(SESSION_VLLMS)
+    with servers.vllm_together(str(tiny_model), [boots[name] for name in names]) as started:
+        yield dict(zip(names, started, strict=True))
+
+
+def _booted(session_vllms: dict[str, Server], name: str) -> Server:
+    if name not in session_vllms:
+        pytest.fail(f"{name} was not booted with the session's servers: name it as an argument")
+    return session_vllms[name]
 
 
 @pytest.fixture(scope="session")
-def vllm_embedding_server(
-    tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Server]:
-    """The tiny model served for embeddings (``VLLM_RUNNER=pooling``, ``VLLM_CONVERT=embed``)
-    by a second real vLLM CPU server, started through ``python -m model_server``."""
-    hf_home = tmp_path_factory.mktemp("hf-home-embedding")
-    log_path = Path("test-logs") / "vllm-embedding-server.log"
-    # eager: no graph compilation, so this second server boots in seconds, not minutes
-    embedding = {"VLLM_RUNNER": "pooling", "VLLM_CONVERT": "embed", "VLLM_ENFORCE_EAGER": "true"}
-    with servers.vllm(str(tiny_model), hf_home, log_path, **embedding) as server:
-        yield server
+def vllm_server(session_vllms: dict[str, Server]) -> Server:
+    """The session's chat server (traces exported to the session's OTLP stand-in)."""
+    return _booted(session_vllms, "vllm_server")
+
+
+@pytest.fixture(scope="session")
+def vllm_embedding_server(session_vllms: dict[str, Server]) -> Server:
+    """The tiny model served for embeddings (``VLLM_RUNNER=pooling``, ``VLLM_CONVERT=embed``)."""
+    return _booted(session_vllms, "vllm_embedding_server")

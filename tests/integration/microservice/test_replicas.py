@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from harness.processes import Server, python_module, wait_until_healthy
-from harness.server_envs import vllm_env
+from harness.server_envs import QUICK_BOOT, vllm_env
 from microservice.app import create_app
 from microservice.settings import MicroserviceSettings
 from tests.integration.microservice.conftest import microservice
@@ -70,8 +70,7 @@ class SecondVllm:
         env = {
             **vllm_env(str(self.model), self.port, self.hf_home),
             "LLM_VLLM_HOST": "127.0.0.2",
-            # eager: no graph compilation, so each of its two boots takes seconds, not minutes
-            "VLLM_ENFORCE_EAGER": "true",
+            **QUICK_BOOT,  # each of its two boots takes seconds, not minutes
         }
         log = (Path("test-logs") / "vllm-second.log").open("ab")
         self.process = subprocess.Popen(
