@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from harness.processes import REPO_ROOT
-from model_server import replicas
+from model_server import host_layout, replicas
 from tests.markdown import printed_requests, readme_curls_on
 from tests.static import checks
 
@@ -327,7 +327,7 @@ def assert_static_checks_pass(stack: Path, config: dict[str, Any]) -> None:
 
 
 def test_two_cpu_replicas_are_two_services_on_their_own_ports_and_cores(tmp_path: Path) -> None:
-    layout = replicas.read_cpu_layout()
+    layout = host_layout.read_cpu_layout()
     if len(layout.cores) < 2:
         pytest.skip("two replicas need two physical cores")
     root = repo_copy(tmp_path, venv=True)
@@ -436,7 +436,7 @@ def test_back_to_one_replica_removes_the_override_and_its_replicas(tmp_path: Pat
 
 
 def test_demo_with_two_replicas_builds_once_and_waits_for_both(tmp_path: Path) -> None:
-    if len(replicas.read_cpu_layout().cores) < 2:
+    if len(host_layout.read_cpu_layout().cores) < 2:
         pytest.skip("two replicas need two physical cores")
     root = repo_copy(tmp_path, venv=True)
     result, log = run(tmp_path, "--demo", script=root / "run_vllm.sh", VLLM_REPLICAS="2")

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from harness.processes import REPO_ROOT
+from model_server import host_layout as host
 from model_server import replicas as rp
-from model_server.replicas import CpuLayout, ReplicaPlanError
+from model_server.host_layout import CpuLayout, ReplicaPlanError
 
 
 def nodes(*ranges: tuple[int, int]) -> tuple[tuple[int, ...], ...]:
@@ -43,14 +44,14 @@ def smt(layout_nodes: tuple[tuple[int, ...], ...], offset: int) -> CpuLayout:
 def test_cpu_lists_read_and_write_the_kernel_format(
     text: str, cpus: list[int], canonical: str
 ) -> None:
-    assert rp.parse_cpu_list(text) == cpus
-    assert rp.format_cpu_list(cpus) == canonical
+    assert host.parse_cpu_list(text) == cpus
+    assert host.format_cpu_list(cpus) == canonical
 
 
 @pytest.mark.parametrize("text", ["", "all", "0-", "1;2", "a-b"])
 def test_a_cpu_list_that_is_not_one_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match="not a CPU list"):
-        rp.parse_cpu_list(text)
+        host.parse_cpu_list(text)
 
 
 # (case, layout, replicas, ranks per replica, [(VLLM_CPU_OMP_THREADS_BIND, process CPUs)...])
@@ -155,7 +156,7 @@ def test_cpu_split(
     assert [r.env["LLM_VLLM_PORT"] for r in plan.replicas] == [str(8008 + i) for i in range(count)]
     assert plan.endpoints == ",".join(f"http://127.0.0.1:{8008 + i}" for i in range(count))
     # No two replicas share a CPU.
-    taken = [cpu for r in plan.replicas for cpu in rp.parse_cpu_list(r.cpus or "")]
+    taken = [cpu for r in plan.replicas for cpu in host.parse_cpu_list(r.cpus or "")]
     assert len(taken) == len(set(taken))
 
 
@@ -328,7 +329,7 @@ def test_layout_of_a_two_socket_host_with_smt(tmp_path: Path) -> None:
     # 2 sockets x 4 cores x 2 threads: node0 = 0-3,8-11, node1 = 4-7,12-15; sibling of N is N+8.
     siblings = {c: f"{c % 8},{c % 8 + 8}" for c in range(16)}
     root = fake_sysfs(tmp_path, {0: "0-3,8-11", 1: "4-7,12-15"}, siblings)
-    layout = rp.read_cpu_layout(root, usable=range(16))
+    layout = host.read_cpu_layout(root, usable=range(16))
     assert layout.nodes == ((0, 1, 2, 3), (4, 5, 6, 7))
     assert layout.logical(5) == (5, 13)
     plan = rp.plan_cpu(2, 8008, layout)
@@ -342,38 +343,38 @@ def test_layout_follows_the_process_affinity(tmp_path: Path) -> None:
     siblings = {c: f"{c % 8},{c % 8 + 8}" for c in range(16)}
     root = fake_sysfs(tmp_path, {0: "0-3,8-11", 1: "4-7,12-15"}, siblings)
     # taskset -c 2-5,10: node 0 keeps cores 2,3 (2 with its sibling 10), node 1 cores 4,5.
-    layout = rp.read_cpu_layout(root, usable=[2, 3, 4, 5, 10])
+    layout = host.read_cpu_layout(root, usable=[2, 3, 4, 5, 10])
     assert layout.nodes == ((2, 3), (4, 5))
     assert layout.logical(2) == (2, 10)
     assert layout.logical(3) == (3,)
     # Only a sibling left of a core: that sibling stands for the core.
-    assert rp.read_cpu_layout(root, usable=[9, 12]).nodes == ((9,), (12,))
+    assert host.read_cpu_layout(root, usable=[9, 12]).nodes == ((9,), (12,))
 
 
 def test_layout_without_sysfs_is_one_node_of_the_usable_cpus(tmp_path: Path) -> None:
-    layout = rp.read_cpu_layout(tmp_path / "no-sys", usable=[3, 1, 2])
+    layout = host.read_cpu_layout(tmp_path / "no-sys", usable=[3, 1, 2])
     assert layout.nodes == ((1, 2, 3),)
 
 
 def test_layout_of_this_host_is_its_affinity() -> None:
-    layout = rp.read_cpu_layout()
+    layout = host.read_cpu_layout()
     assert set(layout.cores) <= os.sched_getaffinity(0)
     assert {cpu for core in layout.cores for cpu in layout.logical(core)} == os.sched_getaffinity(0)
 
 
 def test_visible_cards(tmp_path: Path) -> None:
-    assert rp.visible_cards("0,1,2,3") == [0, 1, 2, 3]
-    assert rp.visible_cards("4-7") == [4, 5, 6, 7]
+    assert host.visible_cards("0,1,2,3") == [0, 1, 2, 3]
+    assert host.visible_cards("4-7") == [4, 5, 6, 7]
     accel = tmp_path / "accel"
     accel.mkdir()
     for name in ("accel0", "accel1", "accel10", "accel2", "accel_controlD0"):
         (accel / name).touch()
-    assert rp.visible_cards("all", dev_root=tmp_path) == [0, 1, 2, 10]
-    assert rp.visible_cards("ALL", dev_root=tmp_path) == [0, 1, 2, 10]
+    assert host.visible_cards("all", dev_root=tmp_path) == [0, 1, 2, 10]
+    assert host.visible_cards("ALL", dev_root=tmp_path) == [0, 1, 2, 10]
     with pytest.raises(ReplicaPlanError, match="HABANA_VISIBLE_DEVICES=all and no Gaudi card"):
-        rp.visible_cards("all", dev_root=tmp_path / "none")
+        host.visible_cards("all", dev_root=tmp_path / "none")
     with pytest.raises(ReplicaPlanError, match="a list of card indices such as 0,1,2,3"):
-        rp.visible_cards("gaudi0")
+        host.visible_cards("gaudi0")
 
 
 # --- the command line and run_vllm.sh --native --dry-run ---
@@ -458,7 +459,7 @@ def dry_run(**env: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
 
 
 def two_cores() -> CpuLayout:
-    layout = rp.read_cpu_layout()
+    layout = host.read_cpu_layout()
     if len(layout.cores) < 2:
         pytest.skip("two replicas need two physical cores")
     return layout
@@ -524,7 +525,7 @@ def test_native_dry_run_gives_each_hpu_replica_its_cards() -> None:
 
 
 def test_native_refuses_more_replicas_than_cores_with_one_line() -> None:
-    cores = len(rp.read_cpu_layout().cores)
+    cores = len(host.read_cpu_layout().cores)
     if cores >= 64:
         pytest.skip("this host has 64 cores or more")
     result, out = dry_run(LLM_DEVICE="cpu", VLLM_REPLICAS=str(cores + 1))
