@@ -91,6 +91,15 @@ def running(
     timeout_s: float,
 ) -> Iterator[Server]:
     """Run ``args`` in a new process group until the block ends; yield once healthy."""
+    with spawned(args, env, port, log_path) as server:
+        wait_until_healthy(server, health_path, timeout_s)
+        yield server
+
+
+@contextlib.contextmanager
+def spawned(args: list[str], env: Mapping[str, str], port: int, log_path: Path) -> Iterator[Server]:
+    """Run ``args`` in a new process group until the block ends, its output in ``log_path``;
+    yield at once, not yet waited for (several servers can then load in parallel)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
@@ -101,10 +110,8 @@ def running(
             cwd=REPO_ROOT,
             start_new_session=True,
         )
-        server = Server(f"http://127.0.0.1:{port}", process, log_path)
         try:
-            wait_until_healthy(server, health_path, timeout_s)
-            yield server
+            yield Server(f"http://127.0.0.1:{port}", process, log_path)
         finally:
             stop_process_group(process)
 

@@ -4,19 +4,16 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.processes import (
-    REPO_ROOT,
     Server,
     free_port,
     python_module,
     running,
-    stop_process_group,
+    spawned,
     wait_until_healthy,
 )
 from harness.server_envs import microservice_env, vllm_env
@@ -53,7 +50,12 @@ def vllm_together(model: str, boots: Sequence[VllmBoot]) -> Iterator[list[Server
     with contextlib.ExitStack() as stack:
         started = [
             stack.enter_context(
-                _spawned(vllm_env(model, port, boot.hf_home, **boot.env), port, boot.log_path)
+                spawned(
+                    python_module("model_server"),
+                    vllm_env(model, port, boot.hf_home, **boot.env),
+                    port,
+                    boot.log_path,
+                )
             )
             for port, boot in zip(ports, boots, strict=True)
         ]
@@ -86,23 +88,3 @@ def _distinct_free_ports(count: int) -> list[int]:
         if port not in ports:
             ports.append(port)
     return ports
-
-
-@contextlib.contextmanager
-def _spawned(env: Mapping[str, str], port: int, log_path: Path) -> Iterator[Server]:
-    """``python -m model_server`` started in its own process group and not yet waited for;
-    stopped by PID with its children when the block ends (as ``processes.running`` does)."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            python_module("model_server"),
-            env={**os.environ, **env},
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            cwd=REPO_ROOT,
-            start_new_session=True,
-        )
-        try:
-            yield Server(f"http://127.0.0.1:{port}", process, log_path)
-        finally:
-            stop_process_group(process)
