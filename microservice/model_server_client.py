@@ -14,7 +14,6 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
-import httpx
 import orjson
 
 from microservice.errors import ModelServerError, ModelServerFailed, ModelServerRejected
@@ -55,10 +54,6 @@ class ModelServerClient(Protocol):
         self, base_url: str, path: str, body: bytes, headers: Mapping[str, str]
     ) -> AbstractAsyncContextManager[Streamed]:
         """POST, answer read as it arrives; leaving the block releases or drops the connection."""
-        ...
-
-    def sdk_client(self) -> httpx.AsyncClient:
-        """An httpx client for SDKs that need one (the LangChain connector's openai SDK)."""
         ...
 
     async def aclose(self) -> None: ...

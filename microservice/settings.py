@@ -48,7 +48,8 @@ class MicroserviceSettings(BaseSettings):
     llm_connector: Connector = Field(
         "generic",
         description="Client that calls the model server: `generic` (pooled async HTTP client) "
-        "or `langchain` (langchain-openai).",
+        "or `langchain` (langchain-openai's `ChatOpenAI` builds each chat request; streams are "
+        "relayed as vLLM's bytes, like `generic`).",
     )
     llm_model_server: Literal["vllm"] = Field(
         "vllm", description="Model server kind; `vllm` is the only one."

@@ -13,8 +13,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
 
-import httpx
-
 from microservice.http_client.connection import BadAnswer, Connection, ConnectionClosed
 from microservice.http_client.pool import ConnectionPool, Origin
 from microservice.http_client.stream import Streamed, read_body
@@ -22,7 +20,6 @@ from microservice.model_server_client import Reply
 from microservice.model_server_http import (
     MODEL_SERVER_KEEPALIVE_S,
     lost,
-    make_sdk_client,
     timed_out,
     unreachable,
 )
@@ -63,7 +60,6 @@ class Http1Client:
         self._pool = ConnectionPool(
             settings.llm_max_connections, MODEL_SERVER_KEEPALIVE_S, settings.llm_connect_timeout_s
         )
-        self._sdk: httpx.AsyncClient | None = None
 
     def _prepared(
         self, method: bytes, base_url: str, path: str, body: bytes, headers: Mapping[str, str]
@@ -147,12 +143,5 @@ class Http1Client:
             raise
         self._pool.release(connection, prepared[0])  # kept when read to its end, else closed
 
-    def sdk_client(self) -> httpx.AsyncClient:
-        if self._sdk is None:
-            self._sdk = make_sdk_client(self._settings)
-        return self._sdk
-
     async def aclose(self) -> None:
         await self._pool.aclose()
-        if self._sdk is not None:
-            await self._sdk.aclose()

@@ -10,6 +10,7 @@ import psutil
 import pytest
 
 from harness.processes import Server
+from microservice.model_server_http import MODEL_SERVER_KEEPALIVE_S
 from tests.integration.microservice.disconnect import disconnect_midway
 from tests.integration.microservice.helpers import metric, post
 
@@ -145,6 +146,9 @@ def test_streams_reuse_model_server_connections(usvc: Server, vllm_server: Serve
         )
 
     body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, "stream": True}
+    # The connections earlier tests left idle in the pool are closed (by us, into TIME-WAIT)
+    # once idle for the keep-alive bound; let that happen before counting.
+    time.sleep(MODEL_SERVER_KEEPALIVE_S + 0.5)
     post(usvc, body)  # a pooled connection exists from here on
     before = closed_by_us()
     for _ in range(STREAMS):

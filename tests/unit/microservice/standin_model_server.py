@@ -2,7 +2,8 @@
 ``ModelServerClient`` protocol, for tests of what a real server cannot show on demand (an event
 split across reads, a stream cut or ended early, an error event, a 5xx, a refused connection,
 a timeout). Answers are written as ``httpx.Response`` objects; httpx's errors raised by an
-answer are translated as production translates the SDK's (``model_server_http.httpx_error``).
+answer are translated (``httpx_error``) into the errors production's client raises for the same
+socket failures (``microservice.model_server_http``).
 
 The real-vLLM behaviour of the same paths is covered in tests/integration/microservice, the
 production aiohttp client against real sockets in tests/unit/microservice/test_model_server_http.py.
@@ -21,12 +22,22 @@ import httpx
 import orjson
 
 from microservice.app import create_app
+from microservice.errors import ModelServerError
 from microservice.model_server_client import Reply
-from microservice.model_server_http import httpx_error, make_sdk_client
+from microservice.model_server_http import lost, timed_out, unreachable
 from microservice.settings import MicroserviceSettings
 
 MODEL = "standin-model"
 ENDPOINT = "http://standin-model-server"
+
+
+def httpx_error(error: httpx.HTTPError, endpoint: str) -> ModelServerError:
+    """A scripted httpx failure as production's client reports the same failure of a socket."""
+    if isinstance(error, httpx.TimeoutException) and not isinstance(error, httpx.ConnectTimeout):
+        return timed_out(endpoint)
+    if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
+        return unreachable(endpoint, error)
+    return lost(endpoint, error)
 
 
 def chunk(text: str | None = None, finish: str | None = None, **extra: Any) -> bytes:
@@ -162,7 +173,6 @@ class StandinClient:
     def __init__(self, standins: dict[str, StandinModelServer], settings: MicroserviceSettings):
         self._standins = standins
         self._settings = settings
-        self._sdk: httpx.AsyncClient | None = None
 
     async def _send(
         self, method: str, base_url: str, path: str, body: bytes, headers: Mapping[str, str]
@@ -207,15 +217,8 @@ class StandinClient:
         finally:
             await response.aclose()
 
-    def sdk_client(self) -> httpx.AsyncClient:
-        if self._sdk is None:
-            transport = httpx.MockTransport(self._handle)
-            self._sdk = make_sdk_client(self._settings, transport)
-        return self._sdk
-
     async def aclose(self) -> None:
-        if self._sdk is not None:
-            await self._sdk.aclose()
+        """Nothing to close: no socket is opened."""
 
 
 async def settings_only_resolver(host: str, port: int) -> list[str]:

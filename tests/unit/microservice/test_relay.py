@@ -52,10 +52,11 @@ async def test_opea_stream_is_the_text_in_repr_events_then_done(connector: str) 
     assert sent["model"] == "standin-model"
 
 
-async def test_openai_stream_passes_vllm_bytes_through() -> None:
+@pytest.mark.parametrize("connector", CONNECTORS)
+async def test_openai_stream_passes_vllm_bytes_through(connector: str) -> None:
     chunks = [chunk(), *[chunk(w) for w in WORDS], chunk("", finish="stop")]
     standin = StandinModelServer(chat=lambda body: streamed([sse(*chunks, usage_chunk(4))]))
-    async with microservice(standin) as client:
+    async with microservice(standin, llm_connector=connector) as client:
         answer = await client.post("/v1/chat/completions", json=OPENAI_STREAM)
     # Byte for byte what vLLM sent, less the usage chunk the client did not ask for.
     assert answer.content == sse(*chunks)
