@@ -6,12 +6,28 @@ import json
 import logging
 import sys
 import time
+from typing import Any
 
 
 class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
+    """One JSON object per line: ts (UTC, to the second), level, logger, msg, and the record's
+    ``fields``. The timestamp is formatted once a second, not once a line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._stamp = ""
+
+    def _ts(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return self._stamp
+
+    def event(self, record: logging.LogRecord) -> dict[str, Any]:
         event = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)),
+            "ts": self._ts(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -19,7 +35,10 @@ class JsonFormatter(logging.Formatter):
         extra = getattr(record, "fields", None)
         if isinstance(extra, dict):
             event.update(extra)
-        return json.dumps(event, default=str)
+        return event
+
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps(self.event(record), default=str)
 
 
 def setup(name: str, level: str | int = "INFO") -> logging.Logger:
