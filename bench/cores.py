@@ -5,7 +5,13 @@ core the benchmark may use and everything else (the load generator, that is the 
 process, and every proxy and stand-in upstream it starts, which inherit its affinity) gets the
 second, so that vLLM's CPU worker, which spins while it serves, does not delay the proxy and the
 load generator at random. vLLM is pinned once it has loaded, so that the replicas still compile
-their model on every core. With one core nothing is pinned.
+their model on every core.
+
+Once vLLM has stopped (the stand-in scenarios, the relay micro-benchmark), the proxies under
+test take the first core and the load generator and the stand-in upstreams keep the second: as
+in production, where a proxy shares its core with neither its clients nor its upstream, each
+proxy's CPU per request is its own work, not the cache and scheduler churn of three busy
+processes on one core. The Rust router is placed the same way. With one core nothing is pinned.
 """
 
 from __future__ import annotations
@@ -22,8 +28,8 @@ PASSES = 10
 
 @dataclass(frozen=True, slots=True)
 class Cores:
-    vllm: frozenset[int]
-    rest: frozenset[int]  # the load generator, the proxies, the stand-in upstreams
+    vllm: frozenset[int]  # vLLM while it runs; then the proxies under test
+    rest: frozenset[int]  # the load generator and the stand-in upstreams (and proxies beside vLLM)
 
 
 def plan() -> Cores | None:
@@ -62,3 +68,12 @@ def describe(cpus: set[int] | frozenset[int]) -> str:
     """``{0}`` -> "core 0", ``{0, 1}`` -> "cores 0, 1"."""
     listed = ", ".join(str(c) for c in sorted(cpus))
     return f"core {listed}" if len(cpus) == 1 else f"cores {listed}"
+
+
+def pin_proxies(pids: list[int], pinning: Cores | None) -> str | None:
+    """With vLLM stopped: every proxy's tree on vLLM's core; where they run, or None."""
+    if pinning is None:
+        return None
+    for pid in pids:
+        pin_tree(pid, pinning.vllm)
+    return describe(set().union(*(procstat.tree_cpus(pid) for pid in pids)))

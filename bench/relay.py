@@ -20,7 +20,7 @@ from pathlib import Path
 
 import httpx
 
-from bench import forms, loadgen, procstat, servers
+from bench import cores, forms, loadgen, procstat, servers
 from bench.forms import Form
 from bench.scenarios import OVER_TWO
 
@@ -88,9 +88,15 @@ async def _measure(
     )
 
 
-async def run(recording: dict[str, str], model: str, work: Path, requests: int) -> list[RelayRow]:
+async def run(
+    recording: dict[str, str],
+    model: str,
+    work: Path,
+    requests: int,
+    pinning: cores.Cores | None = None,
+) -> list[RelayRow]:
     """Each proxy in front of the stand-in (the routed microservice in front of two), one at a
-    time, streaming at concurrency 8."""
+    time, streaming at concurrency 8; with ``pinning``, the proxies on a core of their own."""
     path = save(recording, work)
     chunks = recording["stream"].count("data: ") - recording["stream"].count("data: [DONE]")
     rows = []
@@ -115,6 +121,7 @@ async def run(recording: dict[str, str], model: str, work: Path, requests: int) 
             ("langchain, OpenAI form", langchain.base_url, langchain.process.pid, "openai"),
             ("langchain, OPEA form", langchain.base_url, langchain.process.pid, "opea"),
         ]
+        cores.pin_proxies(sorted({pid for _, _, pid, _ in plan}), pinning)
         for name, url, pid, form in plan:
             rows.append(await _measure(name, url, pid, form, model, chunks, requests))
     return rows

@@ -7,7 +7,8 @@ Every scenario is measured in rounds; in each round every target gets one segmen
 rotated per round, so slow drifts of the machine's load fall on all targets alike. Both vLLM
 replicas load together at the start; the second one stays idle (its CPU time is recorded) until
 the two-replica scenarios, which run after the single-replica ones. On two cores or more, vLLM
-runs on one core and everything else on another (bench/cores.py).
+runs on one core and everything else on another; once vLLM stopped, the proxies take its core
+and the load generator and stand-ins keep the other (bench/cores.py).
 """
 
 from __future__ import annotations
@@ -134,10 +135,10 @@ async def run(work: Path, rounds: int, scale: float, relay_requests: int) -> Res
     _load(results, "start")
     model = str(build(work / "model"))
     plan = scenarios(scale)
+    pinning = cores.plan()
     async with contextlib.AsyncExitStack() as stack:
         replicas = stack.enter_context(servers.vllm_replicas(Path(model), work, REPLICAS))
         url, idle = replicas[0].base_url, replicas[1].process.pid
-        pinning = cores.plan()
         if pinning:  # after loading, so both replicas compiled on every core
             for replica in replicas:
                 cores.pin_tree(replica.process.pid, pinning.vllm)
@@ -186,9 +187,9 @@ async def run(work: Path, rounds: int, scale: float, relay_requests: int) -> Res
             }
         results.records += await _two_replicas(stack, replicas, generic, model, work, rounds, scale)
         _load(results, "after two replicas")
-    results.records += await _stand_in(recording, model, work, rounds, scale)
+    results.records += await _stand_in(recording, model, work, rounds, scale, pinning, results)
     _load(results, "after stand-in scenarios")
-    results.relay = await relay.run(recording, model, work, relay_requests)
+    results.relay = await relay.run(recording, model, work, relay_requests, pinning)
     _load(results, "end")
     results.seconds = round(time.monotonic() - started, 1)
     return results
@@ -209,11 +210,17 @@ def _microservices(
 
 
 async def _stand_in(
-    recording: dict[str, str], model: str, work: Path, rounds: int, scale: float
+    recording: dict[str, str],
+    model: str,
+    work: Path,
+    rounds: int,
+    scale: float,
+    pinning: cores.Cores | None,
+    results: Results,
 ) -> list[Record]:
     """Every proxy and vLLM's Rust router in front of the paced stand-in upstream (streams one
     event per write, PACE_MS apart; non-streaming answers at once), interleaved in the same
-    rounds; the router is each scenario's baseline."""
+    rounds; the router is each scenario's baseline. The proxies run on the core vLLM had."""
     path = relay.save(recording, work)
     async with contextlib.AsyncExitStack() as stack:
         upstream = stack.enter_context(
@@ -231,6 +238,11 @@ async def _stand_in(
             ("langchain, OpenAI form", langchain, "openai"),
             (TWO_WORKERS, two, "openai"),
         ]
+        where = cores.pin_proxies([server.process.pid for _, server, _ in plan_targets], pinning)
+        if where:
+            results.cores["stand-in scenarios and relay: every proxy, the Rust router"] = where
+            load = cores.describe(os.sched_getaffinity(0))
+            results.cores["stand-in scenarios and relay: load generator, stand-ins"] = load
         targets = [
             Target(
                 name,
