@@ -93,13 +93,14 @@ def two_replica_scenarios(scale: float = 1.0) -> list[Scenario]:
 
 def stand_in_scenarios(scale: float = 1.0) -> list[Scenario]:
     """Against the stand-in upstream: the proxies' own cost per request beside the Rust
-    router's, without vLLM's pace and CPU in the way. Request counts are sized for about
-    90 s of segments at 3 rounds (a paced stream takes about 150 ms at c=1; langchain sets the
-    pace at c=16); CPU is read in nanoseconds, so a few requests per segment suffice."""
+    router's, without vLLM's pace and CPU in the way. Each segment lasts about a second or more
+    (a paced stream takes about 150 ms at c=1, an instant answer 3 ms): at 48 instant requests
+    a segment lasted 0.15 s, and one form of the same process came out 10 % cheaper than the
+    other (docs/benchmarks.md). About two minutes of segments at 3 rounds."""
     n = _counter(scale)
     return [
-        Scenario(INSTANT_C1, False, 16, 1, n(48, 1)),
-        Scenario(INSTANT_C16, False, 16, 16, n(96, 16)),
-        Scenario(PACED_C1, True, 64, 1, n(6, 1)),
-        Scenario(PACED_C16, True, 64, 16, n(32, 16)),
+        Scenario(INSTANT_C1, False, 16, 1, n(240, 1)),
+        Scenario(INSTANT_C16, False, 16, 16, n(480, 16)),
+        Scenario(PACED_C1, True, 64, 1, n(16, 1)),
+        Scenario(PACED_C16, True, 64, 16, n(96, 16)),
     ]
