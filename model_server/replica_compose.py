@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from model_server.replicas import Plan
+from model_server.replica_plan import Plan
 
 SERVICE = "llm-vllm-model-server"
 USVC_SERVICE = "llm-usvc"

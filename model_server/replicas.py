@@ -3,7 +3,7 @@
 run_vllm.sh asks this module, then starts one ``python -m model_server`` (natively) or one
 Compose service per replica, with the environment planned here, and points the microservice at
 all of them. The planning is pure (``plan_cpu``, ``plan_hpu``: a host layout and N in, one
-``Replica`` per replica out) and unit-tested table-driven; reading the host
+``Replica`` per replica out, ``replica_plan.py``) and unit-tested table-driven; reading the host
 (``host_layout.py``), writing the Compose override (``replica_compose.py``) and the command line
 are kept apart.
 
@@ -30,7 +30,6 @@ import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from common.config_errors import ConfigError
@@ -44,34 +43,8 @@ from model_server.host_layout import (
     visible_cards,
 )
 from model_server.replica_compose import compose_override
+from model_server.replica_plan import Plan, Replica
 from model_server.settings import ModelServerSettings
-
-
-@dataclass(frozen=True)
-class Replica:
-    """One vLLM replica: where it answers, the variables it sets over the shared configuration,
-    and (CPU) the logical CPUs its process is confined to."""
-
-    url: str
-    env: dict[str, str]
-    cpus: str | None = None
-
-    def line(self) -> str:
-        """``URL CPUS NAME=value ...`` (CPUS ``-`` for none): what run_vllm.sh reads."""
-        assignments = " ".join(f"{name}={value}" for name, value in self.env.items())
-        return f"{self.url} {self.cpus or '-'} {assignments}".rstrip()
-
-
-@dataclass(frozen=True)
-class Plan:
-    replicas: list[Replica]
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def endpoints(self) -> str:
-        """The microservice's ``LLM_MODEL_SERVER_ENDPOINT``: every replica, comma-separated."""
-        return ",".join(replica.url for replica in self.replicas)
-
 
 # --- pure planning -----------------------------------------------------------------------------
 
