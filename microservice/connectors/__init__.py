@@ -12,7 +12,7 @@ def build(settings: MicroserviceSettings, client: ModelServerClient) -> Connecto
     if settings.llm_connector == "langchain":
         from microservice.connectors.langchain import LangchainConnector
 
-        return LangchainConnector(settings, client)
+        return LangchainConnector(client)
     from microservice.connectors.generic import GenericConnector
 
     return GenericConnector(client)

@@ -2,12 +2,13 @@
 passed on as the generic connector passes it, over the same pool.
 
 The OPEA component posted a flattened ``System: … Human: …`` prompt to /v1/completions and
-built a client per request; here the chat template applies, and ``ChatOpenAI`` (one per replica
-and model, built once) converts the messages and names the parameters as its own calls would
-send them (``_get_request_payload``, what ``_agenerate`` and ``_astream`` hand the openai SDK).
-The answer does not go back through LangChain: its way turned every chunk of a stream into an
-SDK model, a message chunk and a generation chunk, and this service turned those back into a
-chunk, six times the CPU of the whole relay per stream, over a second pool (docs/benchmarks.md).
+built a client per request; here the chat template applies, and ``ChatOpenAI`` (one per served
+model, built once, never calling out) converts the messages and names the parameters as its own
+calls would send them (``_get_request_payload``, what ``_agenerate`` and ``_astream`` hand the
+openai SDK). The answer does not go back through LangChain: its way turned every chunk of a
+stream into an SDK model, a message chunk and a generation chunk, and this service turned those
+back into a chunk, six times the CPU of the whole relay per stream, over a second pool
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from microservice.connectors.generic import GenericConnector
 from microservice.errors import RequestInvalid
 from microservice.model_server_client import ModelServerClient
 from microservice.push import BatchConsumer
-from microservice.settings import MicroserviceSettings
 
 # Parameters the openai SDK takes by name; everything else vLLM knows goes in extra_body.
 SDK_PARAMS = frozenset(
@@ -50,34 +50,29 @@ SDK_PARAMS = frozenset(
 NOT_FORWARDED = frozenset({"model", "messages", "stream", "stream_options", "stop"})
 
 
-# One ChatOpenAI per replica, built on first use; replicas that come and go in a large
-# deployment are bounded by dropping the oldest.
+# One ChatOpenAI per served model name, built on first use (it only builds request bodies,
+# which do not depend on the replica); bounded all the same by dropping the oldest.
 MAX_MODELS = 64
 
 
 class LangchainConnector:
-    def __init__(self, settings: MicroserviceSettings, client: ModelServerClient) -> None:
-        self._settings = settings
-        self._models: dict[tuple[str, str], ChatOpenAI] = {}
+    def __init__(self, client: ModelServerClient) -> None:
+        self._models: dict[str, ChatOpenAI] = {}
         self._generic = GenericConnector(client)  # sends every call; LangChain builds chat's
 
-    def _model(self, base_url: str, name: str) -> ChatOpenAI:
-        model = self._models.get((base_url, name))
+    def _model(self, name: str) -> ChatOpenAI:
+        model = self._models.get(name)
         if model is None:
             if len(self._models) >= MAX_MODELS:
                 del self._models[next(iter(self._models))]
-            model = self._models[(base_url, name)] = ChatOpenAI(
+            model = self._models[name] = ChatOpenAI(
                 model=name,
-                base_url=f"{base_url}/v1",
-                api_key="EMPTY",  # vLLM needs none; the SDK needs one
-                timeout=self._settings.llm_request_timeout_s,
-                max_retries=0,
-                stream_usage=True,
+                api_key="EMPTY",  # it never calls out, but will not be built without a key
                 use_responses_api=False,  # vLLM's chat API, whatever the parameters
             )
         return model
 
-    def _chat(self, call: ModelCall, base_url: str) -> ModelCall:
+    def _chat(self, call: ModelCall) -> ModelCall:
         """The call with the JSON body ``ChatOpenAI`` would have the openai SDK send: its
         messages and parameter names, ``stop`` as a list, the SDK's ``extra_body`` (what
         vLLM knows beyond OpenAI) merged in as the SDK merges it."""
@@ -97,7 +92,7 @@ class LangchainConnector:
         stop = [stop] if isinstance(stop, str) else stop or None
         messages = _messages(call)
         try:
-            model = self._model(base_url, call.body["model"])
+            model = self._model(call.body["model"])
             payload = model._get_request_payload(messages, stop=stop, **kwargs)
         except (TypeError, ValueError) as error:  # LangChain could not build it: the client's
             message = f"LangChain could not build the request: {type(error).__name__}: {error}"
@@ -107,7 +102,7 @@ class LangchainConnector:
 
     async def complete(self, call: ModelCall, base_url: str) -> Completion:
         if call.path == CHAT_PATH:
-            call = self._chat(call, base_url)
+            call = self._chat(call)
         return await self._generic.complete(call, base_url)
 
     async def stream(
@@ -115,7 +110,7 @@ class LangchainConnector:
     ) -> AsyncGenerator[list[bytes], BatchConsumer | None]:
         """The generic connector's batches; an offer to push is passed on to it."""
         if call.path == CHAT_PATH:
-            call = self._chat(call, base_url)
+            call = self._chat(call)
         chunks = self._generic.stream(call, base_url)
         try:
             offer: BatchConsumer | None = None
