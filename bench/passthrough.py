@@ -1,8 +1,8 @@
-"""REFERENCE FLOOR, not a product: the thinnest FastAPI + httpx passthrough to vLLM.
+"""A REFERENCE, not a product: the thinnest FastAPI + httpx passthrough to vLLM.
 
 No validation, no metrics, no error handling, no request ids: the body goes up as sent and
 the answer's bytes come back as read. The benchmark runs it beside the microservice so every
-figure has a floor next to it: the thinnest possible FastAPI + httpx passthrough.
+figure has next to it what the same web stack costs with none of the service's work on top.
 
 Run: python -m bench.passthrough UPSTREAM_URL PORT
 """

@@ -22,7 +22,7 @@ import httpx
 
 from bench import cores, forms, loadgen, procstat, servers
 from bench.forms import Form
-from bench.scenarios import OVER_TWO
+from bench.scenarios import OVER_TWO, PASSTHROUGH
 
 STREAM_TOKENS = 64
 
@@ -103,7 +103,7 @@ async def run(
     with contextlib.ExitStack() as stack:
         upstream = stack.enter_context(servers.replay_upstream(path, work)).base_url
         second = stack.enter_context(servers.replay_upstream(path, work, "-2")).base_url
-        floor = stack.enter_context(servers.passthrough("relay", upstream, work))
+        passthrough = stack.enter_context(servers.passthrough("relay", upstream, work))
         generic = stack.enter_context(servers.microservice("relay-generic", upstream, model, work))
         over_two = stack.enter_context(
             servers.microservice("relay-generic-over-2", f"{upstream},{second}", model, work)
@@ -114,7 +114,7 @@ async def run(
             )
         )
         plan: list[tuple[str, str, int, Form]] = [
-            ("passthrough (reference floor)", floor.base_url, floor.process.pid, "openai"),
+            (PASSTHROUGH, passthrough.base_url, passthrough.process.pid, "openai"),
             ("generic, OpenAI form", generic.base_url, generic.process.pid, "openai"),
             (OVER_TWO, over_two.base_url, over_two.process.pid, "openai"),
             ("generic, OPEA form", generic.base_url, generic.process.pid, "opea"),

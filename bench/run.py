@@ -1,7 +1,7 @@
 """The side-by-side run: real vLLM, and in front of it the microservice per connector and form,
-the floor and vLLM's Rust router; then two vLLM replicas, the microservice over both against the
-load generator spreading over both; then, with vLLM stopped, every proxy and vLLM's Rust router
-in front of a stand-in upstream.
+the FastAPI + httpx passthrough and vLLM's Rust router; then two vLLM replicas, the microservice
+over both against the load generator spreading over both; then, with vLLM stopped, every proxy
+and vLLM's Rust router in front of a stand-in upstream.
 
 Every scenario is measured in rounds; in each round every target gets one segment, in an order
 rotated per round, so slow drifts of the machine's load fall on all targets alike. Both vLLM
@@ -29,6 +29,7 @@ from bench.scenarios import (
     OVER_ONE,
     OVER_TWO,
     PACE_MS,
+    PASSTHROUGH,
     ROUTER,
     TWO_WORKERS,
     Scenario,
@@ -146,7 +147,7 @@ async def run(work: Path, rounds: int, scale: float, relay_requests: int) -> Res
             on = set().union(*(procstat.tree_cpus(r.process.pid) for r in replicas))
             results.cores["vLLM, both replicas (whole process trees)"] = cores.describe(on)
         generic, langchain, two = _microservices(stack, url, model, work, "")
-        floor = stack.enter_context(servers.passthrough("vllm", url, work))
+        passthrough = stack.enter_context(servers.passthrough("vllm", url, work))
         router = stack.enter_context(servers.vllm_router("vllm", [url], work))
         if pinning:
             rest = procstat.tree_cpus(generic.process.pid) | os.sched_getaffinity(0)
@@ -157,7 +158,7 @@ async def run(work: Path, rounds: int, scale: float, relay_requests: int) -> Res
         plan_targets: list[tuple[str, str, int | None, forms.Form]] = [
             (DIRECT, url, None, "openai"),
             (ROUTER, router.base_url, router.process.pid, "openai"),
-            ("passthrough (reference floor)", floor.base_url, floor.process.pid, "openai"),
+            (PASSTHROUGH, passthrough.base_url, passthrough.process.pid, "openai"),
             ("generic, OPEA form", generic.base_url, generic.process.pid, "opea"),
             ("generic, OpenAI form", generic.base_url, generic.process.pid, "openai"),
             ("langchain, OPEA form", langchain.base_url, langchain.process.pid, "opea"),
@@ -227,11 +228,11 @@ async def _stand_in(
             servers.replay_upstream(path, work, "-paced", pace_ms=PACE_MS)
         ).base_url
         router = stack.enter_context(servers.vllm_router("stand-in", [upstream], work))
-        floor = stack.enter_context(servers.passthrough("stand-in", upstream, work))
+        passthrough = stack.enter_context(servers.passthrough("stand-in", upstream, work))
         generic, langchain, two = _microservices(stack, upstream, model, work, "-stand-in")
         plan_targets: list[tuple[str, Server, forms.Form]] = [
             (ROUTER, router, "openai"),
-            ("passthrough (reference floor)", floor, "openai"),
+            (PASSTHROUGH, passthrough, "openai"),
             ("generic, OPEA form", generic, "opea"),
             ("generic, OpenAI form", generic, "openai"),
             ("langchain, OPEA form", langchain, "opea"),

@@ -24,6 +24,9 @@ OVER_ONE = "generic over 1 replica, OpenAI form"
 # streams paced one event per write, non-streaming answers at once. Their reference is vLLM's
 # Rust router in front of the same stand-in, measured in the same rounds.
 ROUTER = "vLLM router (Rust), OpenAI form"
+# The thinnest FastAPI + httpx passthrough (bench/passthrough.py): what the same web stack costs
+# with nothing of the service's work on top.
+PASSTHROUGH = "FastAPI + httpx passthrough"
 PACE_MS = 2.0
 PACED_C1 = "paced stand-in, 64-token stream c=1"
 PACED_C16 = "paced stand-in, 64-token stream c=16"
