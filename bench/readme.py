@@ -1,46 +1,67 @@
-"""The README's short cost summary, made from a run's results.json: the Rust router, the
-reference floor and the microservice side by side, with the targets. ``make bench`` writes it
-between the README's markers; a test holds the README to the recorded run."""
+"""The README's short cost summary, made from results.json: vLLM's Rust router, the FastAPI +
+httpx passthrough and the microservice side by side, each figure the median over the runs, with
+the goals of bench/goals.py. ``make bench`` writes it between the README's markers; a test holds
+the README to the recorded runs."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from bench.goals import REQUEST_LIMIT, STREAM_LIMITS
+from bench.report import runs_note
+from bench.scenarios import INSTANT_C1, INSTANT_C16, PACED_C1, PACED_C16, PASSTHROUGH, ROUTER
+
 START = "<!-- made by make bench from bench/results -->"
 END = "<!-- end -->"
 
-ROUTER = "vLLM router (Rust), OpenAI form"
+OPENAI, OPEA = "generic, OpenAI form", "generic, OPEA form"
 COLUMNS = (
-    ("Rust router", ROUTER),
-    ("floor", "passthrough (reference floor)"),
-    ("generic, OpenAI", "generic, OpenAI form"),
-    ("generic, OPEA", "generic, OPEA form"),
+    ("vLLM's Rust router", ROUTER),
+    (PASSTHROUGH, PASSTHROUGH),
+    ("microservice, OpenAI form", OPENAI),
+    ("microservice, OPEA form", OPEA),
 )
+STREAM_GOAL = f"≤ {STREAM_LIMITS[OPENAI]:g}x (OPEA {STREAM_LIMITS[OPEA]:g}x)"
+REQUEST_GOAL = f"≤ {REQUEST_LIMIT:g}x"
 LINES = (
-    ("paced stream, c=1", "paced stand-in, 64-token stream c=1", "≤ 1.5x (OPEA 2x)"),
-    ("paced stream, c=16", "paced stand-in, 64-token stream c=16", "≤ 1.5x (OPEA 2x)"),
-    ("instant, c=16", "instant stand-in, non-streaming c=16", "≤ 3x"),
-    ("vLLM stream, c=32", "streaming c=32", "≤ 2 ms (OPEA 2.5)"),
-    ("vLLM, c=32", "non-streaming c=32", "≤ 0.7 ms"),
+    ("paced stream, c=1", PACED_C1, STREAM_GOAL),
+    ("paced stream, c=16", PACED_C16, STREAM_GOAL),
+    ("instant, c=1", INSTANT_C1, REQUEST_GOAL),
+    ("instant, c=16", INSTANT_C16, REQUEST_GOAL),
+    ("vLLM stream, c=32", "streaming c=32", STREAM_GOAL),
+    ("vLLM, c=32", "non-streaming c=32", REQUEST_GOAL),
 )
+
+
+def _spread(row: dict[str, Any], name: str, unit: str, digits: int) -> str:
+    low, high = row.get("spread", {}).get(name, (None, None))
+    return "" if low is None or low == high else f", {low:.{digits}f}-{high:.{digits}f}{unit}"
 
 
 def _cell(rows: dict[tuple[str, str], dict[str, Any]], scenario: str, target: str) -> str:
+    """CPU ms, then the ratio to the router; each with its lowest-highest over the runs."""
     row = rows.get((scenario, target))
     if row is None or row["cpu_ms_per_req"] is None:
         return "-"
     cpu = f"{row['cpu_ms_per_req']:.1f}"
     ratio = row.get("cpu_ratio")
-    return cpu if target == ROUTER or ratio is None else f"{cpu} ({ratio:.1f}x)"
+    if target == ROUTER or ratio is None:
+        spread = _spread(row, "cpu_ms_per_req", " ms", 1)
+        return f"{cpu} ({spread.removeprefix(', ')})" if spread else cpu
+    return f"{cpu} ({ratio:.2f}x{_spread(row, 'cpu_ratio', 'x', 2)})"
 
 
 def summary(doc: dict[str, Any]) -> str:
     """The block between the markers (markers included)."""
     rows = {(r["scenario"], r["target"]): r for r in doc["rows"]}
+    count = doc.get("run_count", 1)
     head = ["CPU ms per request", *(name for name, _ in COLUMNS), "goal"]
     text = [
         START,
+        f"Proxy CPU ms per 64-token stream or request; {runs_note(count)}. In brackets: the "
+        "ratio to the router's CPU, which the goal limits.",
+        "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
     ]

@@ -64,6 +64,8 @@ class Row:
     per_replica: list[float] = field(default_factory=list)
     # CPU per request ÷ the Rust router's in the same scenario, where the router was measured.
     cpu_ratio: float | None = None
+    # Across runs: each figure's lowest and highest value, where more than one run measured it.
+    spread: dict[str, list[float]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
@@ -224,6 +226,12 @@ def relay_routing(relay: list[RelayRow]) -> Routing | None:
         spread_direct=[],
         busiest_share=None,
     )
+
+
+def all_routing(rows: list[Row], relay: list[RelayRow]) -> list[Routing]:
+    """The two-replica scenarios' entries, then the relay's over two stand-ins, if measured."""
+    relayed = relay_routing(relay)
+    return [*routing(rows), *([relayed] if relayed else [])]
 
 
 @dataclass

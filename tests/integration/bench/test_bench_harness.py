@@ -19,12 +19,14 @@ from bench import loadgen, procstat, relay, replay_upstream, report, servers
 from bench.goals import ROUTING_OVERHEAD, goals
 from bench.measure import segment
 from bench.run import Results
+from bench.runs import Run, combine
 from bench.scenarios import (
     DIRECT_SPREAD,
     INSTANT_C1,
     OVER_ONE,
     OVER_TWO,
     PACED_C1,
+    PASSTHROUGH,
     ROUTER,
     TWO_REPLICAS,
     Scenario,
@@ -54,13 +56,15 @@ async def test_segments_give_every_figure(
 ) -> None:
     model, url = str(tiny_model), vllm_server.base_url
     with (
-        servers.passthrough("test", url, tmp_path) as floor,
+        servers.passthrough("test", url, tmp_path) as passthrough,
         servers.microservice("test", url, model, tmp_path) as usvc,
     ):
         async with loadgen.make_client(4) as client:
             targets = [
                 Target(DIRECT, url, "openai", None, client),
-                Target("floor", floor.base_url, "openai", floor.process.pid, client),
+                Target(
+                    PASSTHROUGH, passthrough.base_url, "openai", passthrough.process.pid, client
+                ),
                 Target("opea", usvc.base_url, "opea", usvc.process.pid, client),
             ]
             records = [await segment(t, s, 0, model, url, 60) for s in SCENARIOS for t in targets]
@@ -131,12 +135,14 @@ async def test_rust_router_in_front_of_the_stand_in_is_the_cpu_reference(
     with (
         servers.replay_upstream(path, tmp_path, "-paced", pace_ms=2.0) as upstream,
         servers.vllm_router("test", [upstream.base_url], tmp_path) as router,
-        servers.passthrough("test-stand-in", upstream.base_url, tmp_path) as floor,
+        servers.passthrough("test-stand-in", upstream.base_url, tmp_path) as passthrough,
     ):
         async with loadgen.make_client(2) as client:
             targets = [
                 Target(ROUTER, router.base_url, "openai", router.process.pid, client),
-                Target("floor", floor.base_url, "openai", floor.process.pid, client),
+                Target(
+                    PASSTHROUGH, passthrough.base_url, "openai", passthrough.process.pid, client
+                ),
             ]
             records = [
                 await segment(t, s, 0, str(tiny_model), [], 30) for s in plan for t in targets
@@ -212,5 +218,5 @@ async def test_two_replica_segments_give_routing_figures(
         assert entry.spread_direct == [4, 4] and entry.busiest_share == 50.0
     overhead = [g for g in goals(rows, []) if g.goal == ROUTING_OVERHEAD]
     assert [g.limit for g in overhead] == [1.10, 1.10]
-    text = report.markdown(Results(records=records), rows, overhead, 1)
+    text = report.markdown(combine([Run.of(Results(records=records), 1)]))
     assert "**Two replicas: routing**" in text and "| 4 / 4 |" in text

@@ -10,10 +10,11 @@ import json
 import pytest
 
 from bench import replay_upstream, report
-from bench.goals import INSTANT_VS_ROUTER, PACED_VS_ROUTER, goals
+from bench.goals import INSTANT_VS_ROUTER, PACED_VS_ROUTER, VLLM_REQUEST, VLLM_STREAM, goals
 from bench.measure import Record
 from bench.procstat import CpuSample, cpu_between
 from bench.run import Results
+from bench.runs import Run, combine
 from bench.scenarios import INSTANT_C1, PACED_C1, PACED_C16, ROUTER, TWO_WORKERS
 from bench.summary import summarise, workers
 
@@ -89,10 +90,10 @@ def test_in_front_of_real_vllm_cpu_is_to_the_router_and_throughput_to_vllm() -> 
     assert (rows[OPENAI].cpu_ms_per_req, rows[OPENAI].cpu_ratio) == (12.0, 3.0)
     assert rows[OPENAI].ratio == 0.5  # half vLLM's requests per second
     checked = {(g.goal, g.target): g for g in goals(summarise(records), [])}
-    stream = checked[("proxy CPU ms per 64-token stream (c=32)", OPENAI)]
-    assert (stream.measured, stream.router, stream.met) == (12.0, 4.0, False)
-    request = checked[("proxy CPU ms per non-streaming request (c=32)", OPENAI)]
-    assert (request.measured, request.router) == (None, None)  # not measured here
+    stream = checked[(VLLM_STREAM, OPENAI)]
+    assert (stream.limit, stream.measured, stream.met) == (1.5, 3.0, False)  # a ratio, not ms
+    request = checked[(VLLM_REQUEST, OPENAI)]
+    assert (request.measured, request.met) == (None, None)  # not measured here
 
 
 def test_router_goals_read_the_cpu_ratios() -> None:
@@ -119,14 +120,14 @@ def test_workers_table_sets_two_workers_beside_one() -> None:
 
 def test_report_shows_the_stand_in_tables_and_the_cores() -> None:
     records = stand_in_records()
-    rows = summarise(records)
     results = Results(records=records, cores={"vLLM": "core 0", "the rest": "core 1"})
-    text = report.markdown(results, rows, goals(rows, []), 2)
+    text = report.markdown(combine([Run.of(results, 2)]))
     assert "Pinned (affinity read back from the processes): vLLM: core 0; the rest: core 1." in text
     assert f"**{PACED_C1}**" in text and "CPU ratio to router" in text
     assert f"| {OPENAI} | 10.00 | 100 | 100 | 10.00 | 10.00 | 6.00 | 1.50 |" in text  # no tokens
     assert "**1 vs 2 uvicorn workers**" in text
-    assert "Nothing pinned" in report.markdown(Results(), [], [], 1)
+    assert "1 run: each figure is that run's, with no spread yet" in text
+    assert "Nothing pinned" in report.markdown(combine([Run.of(Results(), 1)]))
 
 
 def test_cpu_between_counts_threads_in_nanoseconds() -> None:
