@@ -16,7 +16,7 @@ from pydantic import SecretStr
 
 from common.config_errors import ConfigError
 from common.settings_text import env_help, settings_lines
-from microservice import logs
+from microservice.observability import logs
 from microservice.settings import MicroserviceSettings, load_settings
 
 if TYPE_CHECKING:

@@ -13,46 +13,24 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from microservice import connectors, errors
+from microservice.api import error_answers
+from microservice.api.direct_routes import DirectRoutes, ServiceApp
+from microservice.api.openapi import install_openapi
+from microservice.api.request_context import RequestContext
+from microservice.api.routes import MODEL_ROUTES, router
+from microservice.api.state import ServiceState
 from microservice.auth.guard import build_guard
-from microservice.client_socket import SERVER_SEND
-from microservice.direct_routes import DirectRoutes
-from microservice.http_client.client import Http1Client
-from microservice.logs import get_logger
-from microservice.metrics import Metrics
-from microservice.middleware import RequestContext
-from microservice.model_server_client import ModelServerClient
-from microservice.openai_api import install_openapi
-from microservice.routes import MODEL_ROUTES, router
+from microservice.models.served_models import ServedModels
+from microservice.observability.logs import get_logger
+from microservice.observability.metrics import Metrics
+from microservice.observability.tracing import Tracing
 from microservice.routing.discovery import Resolver, system_resolver
-from microservice.served import ServedModels
+from microservice.routing.metrics import RoutingMetrics
 from microservice.settings import MicroserviceSettings
-from microservice.state import ServiceState
-from microservice.tracing import Tracing
-
-
-class ServiceApp(FastAPI):
-    """FastAPI with the model routes served directly (``direct_routes``), and the server's
-    own ``send`` kept in the scope: a pushed stream writes its events past the send wrappers
-    of the middleware (``client_socket``)."""
-
-    direct: ASGIApp | None = None  # the model routes inside RequestContext, set by create_app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scope[SERVER_SEND] = send
-        direct = self.direct
-        if (
-            direct is not None
-            and scope["type"] == "http"
-            and scope["method"] == "POST"
-            and scope["path"] in MODEL_ROUTES
-        ):
-            scope["app"] = self
-            await direct(scope, receive, send)
-            return
-        await super().__call__(scope, receive, send)
+from microservice.upstream import connectors
+from microservice.upstream.client import ModelServerClient
+from microservice.upstream.http1.client import Http1Client
 
 
 def create_app(
@@ -63,6 +41,7 @@ def create_app(
     """``model_server_client`` and ``resolver`` replace the network to the replicas and the
     DNS (in-process tests only)."""
     metrics = Metrics()
+    routing_metrics = RoutingMetrics(metrics.registry)
     tracing = Tracing.build(settings)
 
     @contextlib.asynccontextmanager
@@ -70,11 +49,11 @@ def create_app(
         client = model_server_client(settings)
         async with contextlib.AsyncExitStack() as closing:
             closing.push_async_callback(client.aclose)
-            connector = connectors.build(settings, client)
+            connector = connectors.build(settings.llm_connector, client)
             models = ServedModels(
-                settings.catalog, settings, client, connector, resolver, metrics.routing, tracing
+                settings.catalog, settings, client, connector, resolver, routing_metrics, tracing
             )
-            guard = build_guard(settings, metrics)
+            guard = build_guard(settings, metrics.registry)
             app.state.service = ServiceState(settings, models, guard, metrics)
             await models.start()
             await guard.start()
@@ -106,9 +85,10 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    errors.install(app)
+    error_answers.install(app)
     app.include_router(router)
     install_openapi(app)
     app.add_middleware(RequestContext, metrics=metrics, tracing=tracing)
     app.direct = RequestContext(DirectRoutes(MODEL_ROUTES), metrics=metrics, tracing=tracing)
+    app.direct_paths = frozenset(MODEL_ROUTES)
     return app

@@ -15,15 +15,14 @@ from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_valid
 from pydantic_settings import BaseSettings
 
 from common.config_loading import SETTINGS_CONFIG, load, lowercase, strict_bool
-from common.constants import DEFAULT_MODEL
-from microservice.auth.keys import read_keys
-from microservice.catalog import Catalog, ModelSpec, endpoint_list, read_catalog
+from common.constants import DEFAULT_MODEL, OtlpProtocol
+from microservice.config.catalog import Catalog, ModelSpec, endpoint_list, read_catalog
+from microservice.config.keys_file import read_keys_file
 
-Connector = Literal["generic", "langchain"]
-Routing = Literal["least_loaded", "round_robin", "session", "prefix"]
+ConnectorName = Literal["generic", "langchain"]
+RoutingPolicy = Literal["least_loaded", "round_robin", "session", "prefix"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
-OtlpProtocol = Literal["http/protobuf", "grpc"]
 
 BOOLEAN_FIELDS = ("llm_disable_streaming", "llm_output_guard_exists")
 
@@ -45,7 +44,7 @@ class MicroserviceSettings(BaseSettings):
         description="The model server's model (its own variable, read here too): the default "
         "of `LLM_MODEL_NAME`, so that one variable names the model for both services.",
     )
-    llm_connector: Connector = Field(
+    llm_connector: ConnectorName = Field(
         "generic",
         description="Client that calls the model server: `generic` (pooled async HTTP client) "
         "or `langchain` (langchain-openai's `ChatOpenAI` builds each chat request; streams are "
@@ -121,7 +120,7 @@ class MicroserviceSettings(BaseSettings):
         description="Seconds between two checks of each replica (`/health`, and its load from "
         "vLLM's `/metrics`); a replica that fails one leaves the rotation until it answers again.",
     )
-    llm_routing: Routing = Field(
+    llm_routing: RoutingPolicy = Field(
         "least_loaded",
         description="How a request picks its replica: `least_loaded` (this service's requests "
         "in flight plus the replica's own waiting queue and KV-cache use), `round_robin`, "
@@ -266,7 +265,7 @@ class MicroserviceSettings(BaseSettings):
             self._catalog = Catalog(models=models)
         if self.llm_api_keys_file is not None:
             try:
-                read_keys(self.llm_api_keys_file)
+                read_keys_file(self.llm_api_keys_file)
             except ValueError as error:
                 raise ValueError(
                     f"LLM_API_KEYS_FILE={str(self.llm_api_keys_file)!r}: {error}"

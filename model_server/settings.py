@@ -16,7 +16,13 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings
 
 from common.config_loading import SETTINGS_CONFIG, lowercase, strict_bool
-from common.constants import DEFAULT_MODEL, QUANT_CONFIG_FILE, default_quant_config
+from common.constants import (
+    DEFAULT_MODEL,
+    OTLP_GRPC,
+    QUANT_CONFIG_FILE,
+    OtlpProtocol,
+    default_quant_config,
+)
 
 Device = Literal["cpu", "hpu"]
 Dtype = Literal["auto", "bfloat16", "float16", "half", "float32", "float"]
@@ -24,7 +30,6 @@ Dtype = Literal["auto", "bfloat16", "float16", "half", "float32", "float"]
 # for speculative-decoding draft models and not served on its own.
 Runner = Literal["auto", "generate", "pooling"]
 Convert = Literal["auto", "none", "embed", "classify"]
-OtlpProtocol = Literal["http/protobuf", "grpc"]
 # vllm-gaudi v0.26.0 docs/configuration/env_variables.md: the bucketing strategies, and the
 # KV-cache dtype its platform accepts (vllm_gaudi/platform.py is_kv_cache_dtype_supported).
 BucketingStrategy = Literal["exp", "lin", "pad"]
@@ -309,7 +314,7 @@ class ModelServerSettings(BaseSettings):
         """The URL vLLM's exporter is given as it is: OTLP/HTTP needs the full traces path
         (the SDK appends it only to an endpoint read from the environment), gRPC the base."""
         base = self.otel_exporter_otlp_endpoint
-        if base is None or self.otel_exporter_otlp_protocol == "grpc":
+        if base is None or self.otel_exporter_otlp_protocol == OTLP_GRPC:
             return base
         return base if base.endswith("/v1/traces") else base + "/v1/traces"
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from prometheus_client import CollectorRegistry
+
 from microservice.auth.keys import ApiKey
-from microservice.auth.limits import Limiter, make_limiter
+from microservice.auth.limiter_choice import make_limiter
+from microservice.auth.limits import Limiter
 from microservice.auth.metrics import KeyMetrics
 from microservice.auth.store import KeyStore
-from microservice.calls import Usage
 from microservice.errors import InvalidApiKey, KeyRateLimited, ModelNotAllowed
-from microservice.metrics import Metrics
+from microservice.relay.usage import Usage
 from microservice.settings import MicroserviceSettings
 
 BEARER = "bearer "
@@ -107,10 +109,12 @@ class Guard:
         await self._limiter.aclose()
 
 
-def build_guard(settings: MicroserviceSettings, metrics: Metrics) -> Guard:
-    """The guard of LLM_API_KEYS_FILE (none: every request passes, nothing is counted)."""
+def build_guard(settings: MicroserviceSettings, registry: CollectorRegistry) -> Guard:
+    """The guard of LLM_API_KEYS_FILE (none: every request passes, nothing is counted); its
+    per-key metrics in the app's ``registry``."""
+    metrics = KeyMetrics(registry)
     if settings.llm_api_keys_file is None:
-        return Guard(None, make_limiter(None), metrics.keys)
+        return Guard(None, make_limiter(None), metrics)
     store = KeyStore(settings.llm_api_keys_file, settings.llm_api_keys_reload_s)
     url = settings.llm_rate_limit_redis_url
-    return Guard(store, make_limiter(url.get_secret_value() if url else None), metrics.keys)
+    return Guard(store, make_limiter(url.get_secret_value() if url else None), metrics)

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from microservice.auth.keys import ApiKey
 
 WINDOW_S = 60
-Kind = Literal["requests", "tokens"]
+LimitName = Literal["requests", "tokens"]
 # (second, count) pairs, oldest first, only those still in the window.
 Buckets = Sequence[tuple[int, int]]
 
@@ -44,7 +44,7 @@ class Verdict:
     """Whether one request may go on, and the headers that say where its key stands."""
 
     allowed: bool
-    refused_by: Kind | None  # which limit refused; None when allowed
+    refused_by: LimitName | None  # which limit refused; None when allowed
     retry_after_s: int  # >= 1 when refused: when it would be admitted again; 0 when allowed
     headers: tuple[tuple[str, str], ...]  # x-ratelimit-* for the limits the key has
 
@@ -101,7 +101,7 @@ def judge(key: ApiKey, now: float, requests: Buckets, tokens: Buckets) -> Verdic
     """
     req_total = sum(count for _, count in requests)
     tok_total = sum(count for _, count in tokens)
-    refused_by: Kind | None = None
+    refused_by: LimitName | None = None
     waits: list[float] = []
     if key.rpm is not None and req_total + 1 > key.rpm:
         refused_by = "requests"
@@ -129,7 +129,7 @@ def judge(key: ApiKey, now: float, requests: Buckets, tokens: Buckets) -> Verdic
 
 
 class _Window:
-    """One key's counts of one kind: a bucket per second, oldest first."""
+    """One key's counts of one limit (requests or tokens): a bucket per second, oldest first."""
 
     __slots__ = ("buckets", "total")
 
@@ -222,16 +222,3 @@ class LocalLimiter:
 
     async def aclose(self) -> None:
         self._keys.clear()
-
-
-def make_limiter(redis_url: str | None, clock: Callable[[], float] = time.time) -> Limiter:
-    """Redis when a URL is given (limits shared by every process), else this process's memory.
-
-    Nothing connects here: Redis is first asked on the first request, and a Redis that does not
-    answer then makes that request fall back to process memory.
-    """
-    if not redis_url:
-        return LocalLimiter(clock)
-    from microservice.auth.redis_limits import RedisLimiter  # redis is imported only if used
-
-    return RedisLimiter(redis_url, clock=clock)

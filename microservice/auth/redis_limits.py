@@ -1,6 +1,6 @@
 """The limits of ``limits.py`` counted in Redis, so every microservice process shares them.
 
-Per key name and kind there is one hash, ``llm-usvc:rl:{<name>}:requests`` and
+Per key name and limit there is one hash, ``llm-usvc:rl:{<name>}:requests`` and
 ``...:tokens``, whose fields are the 1-second buckets (Unix seconds) and whose values are the
 counts; each write renews its expiry to 61 s, and an admit deletes the buckets that left the
 window. The braces are a Redis Cluster hash tag: both hashes of a key live in one slot, so one
@@ -30,7 +30,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from microservice.auth.limits import WINDOW_S, LocalLimiter, Verdict, judge
-from microservice.logs import get_logger
+from microservice.observability.logs import get_logger
 
 if TYPE_CHECKING:
     from microservice.auth.keys import ApiKey

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from microservice.auth.keys import KeyTable, read_keys
-from microservice.logs import get_logger
+from microservice.observability.logs import get_logger
 
 Signature = tuple[int, int, int, int]
 

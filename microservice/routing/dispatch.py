@@ -8,24 +8,25 @@ run long; the client's budget is spent), and a stream whose first chunk already 
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import replace
 
 from opentelemetry.trace import Span
 
-from microservice.calls import Completion, ModelCall
-from microservice.connectors import Connector
 from microservice.errors import (
     ModelServerError,
     ModelServerFailed,
     ModelServerUnreachable,
     NoHealthyReplica,
 )
-from microservice.push import BatchConsumer
+from microservice.observability.tracing import Tracing
+from microservice.relay.forward import Forward
+from microservice.relay.push import BatchConsumer
 from microservice.routing.metrics import RoutingMetrics
 from microservice.routing.pool import ReplicaPool
 from microservice.routing.replica import Replica
-from microservice.tracing import Tracing
+from microservice.upstream.connectors import Connector
+from microservice.upstream.model_call import Completion, ModelCall
 
 
 def retryable(error: ModelServerError) -> bool:
@@ -76,6 +77,7 @@ class Dispatcher:
         tried.add(replica.url)
 
     async def complete(self, call: ModelCall) -> Completion:
+        call = self._connector.prepare(call)
         tried: set[str] = set()
         last: ModelServerError | None = None
         for _ in range(self._retries + 1):
@@ -94,9 +96,11 @@ class Dispatcher:
         raise last
 
     async def stream(self, call: ModelCall) -> AsyncGenerator[list[bytes], BatchConsumer | None]:
-        """The connector's batches; a failure before the first one moves to another replica,
-        a failure after it ends the stream (the client has bytes of this answer). An offer to
-        push (``microservice.push``) is passed on to the connector."""
+        """The stream of the first replica that gives its first batch: a failure before it
+        moves to another replica; a failure after it ends the stream (the client has bytes of
+        this answer). An offer to push (``relay.push``) is passed on to the connector. The
+        replica's slot is held until the stream is read to its end or closed."""
+        call = self._connector.prepare(call)
         tried: set[str] = set()
         last: ModelServerError | None = None
         for _ in range(self._retries + 1):
@@ -114,31 +118,26 @@ class Dispatcher:
                 last = error
                 continue
             except StopAsyncIteration:  # an answer with no chunk at all
-                span.end()
-                self._pool.release(replica)
-                return
+                first = None
             except BaseException:  # cancelled: the client went away while we waited
                 span.end()
                 await chunks.aclose()
                 self._pool.release(replica)
                 raise
             span.add_event("first token")
-            try:
-                batch = first
-                while True:
-                    offer = yield batch
-                    try:
-                        batch = await chunks.asend(offer)
-                    except StopAsyncIteration:
-                        break
-            except ModelServerError as error:
-                span.set_attribute("error", error.message)
-                self._pool.failed(replica, error, mid_stream=True)
-                raise
-            finally:
-                span.end()
-                await chunks.aclose()
-                self._pool.release(replica)
-            return
+            return Forward(chunks, first=first, finished=self._finisher(replica, span))
         assert last is not None
         raise last
+
+    def _finisher(self, replica: Replica, span: Span) -> Callable[[BaseException | None], None]:
+        """What a stream's end does: a mid-stream failure noted, the span ended, the replica's
+        slot given back."""
+
+        def finished(error: BaseException | None) -> None:
+            if isinstance(error, ModelServerError):
+                span.set_attribute("error", error.message)
+                self._pool.failed(replica, error, mid_stream=True)
+            span.end()
+            self._pool.release(replica)
+
+        return finished

@@ -6,7 +6,7 @@ import contextlib
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from microservice.labelled import Labelled
+from microservice.observability.metric_children import MetricChildren
 from microservice.routing.replica import Replica
 
 WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
@@ -58,8 +58,8 @@ class RoutingMetrics:
         self.kv_cache = gauge(
             "llm_usvc_replica_kv_cache_usage", "KV-cache use of the replica, 0 to 1 (its /metrics)."
         )
-        self.sent = Labelled(self.requests)  # per request: by replica
-        self.in_flight_of = Labelled(self.in_flight)
+        self.sent = MetricChildren(self.requests)  # per request: by replica
+        self.in_flight_of = MetricChildren(self.in_flight)
 
     def observe(self, replica: Replica) -> None:
         """The replica's probed state (called after each probe)."""

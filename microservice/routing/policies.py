@@ -1,6 +1,6 @@
 """Which healthy replica a request goes to: pure functions over the replicas' state, so that
 each policy is unit-tested without a socket. Every function gets a non-empty list of routable
-replicas and returns one of them.
+replicas and returns one of them; ``make_picker`` puts the one LLM_ROUTING names in front.
 
 ``session`` and ``prefix`` use rendezvous (highest-random-weight) hashing: each key ranks the
 replicas by a hash of (key, replica), so a replica that joins or leaves moves only the keys it
@@ -14,6 +14,10 @@ import itertools
 from collections.abc import Callable, Sequence
 
 from microservice.routing.replica import Replica
+from microservice.settings import RoutingPolicy
+from microservice.upstream.model_call import ModelCall
+
+Picker = Callable[[ModelCall, Sequence[Replica]], Replica]
 
 # A prefix-routed replica may take at most this much more than the average in-flight load
 # before the key's next replica in rank takes the request (consistent hashing, bounded loads).
@@ -21,6 +25,8 @@ PREFIX_LOAD_BOUND = 1.25
 # Waiting requests cost more than ones in flight here: they mean the engine is already full.
 WAITING_WEIGHT = 2.0
 KV_CACHE_WEIGHT = 4.0
+# Prompts that share this many leading characters count as one prefix for `prefix` routing.
+PREFIX_CHARS = 256
 
 
 def load_score(replica: Replica) -> float:
@@ -68,3 +74,41 @@ def by_key_bounded(key: str, replicas: Sequence[Replica]) -> Replica:
     bound = max(1.0, PREFIX_LOAD_BOUND * total / len(replicas))
     order = ranked(key, replicas)
     return next((r for r in order if r.in_flight + 1 <= bound), order[0])
+
+
+def prompt_prefix(body: dict[str, object]) -> str:
+    """The first PREFIX_CHARS characters of the conversation's text, roles included."""
+    parts: list[str] = []
+    size = 0
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else []:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        parts.append(f"{message.get('role')}:{content or ''}\n")
+        size += len(parts[-1])
+        if size >= PREFIX_CHARS:
+            break
+    return "".join(parts)[:PREFIX_CHARS]
+
+
+def make_picker(policy: RoutingPolicy) -> Picker:
+    """The LLM_ROUTING policy; without a key, session and prefix fall back to least_loaded."""
+    turn = turning()
+
+    def pick(call: ModelCall, replicas: Sequence[Replica]) -> Replica:
+        if len(replicas) == 1:
+            return replicas[0]
+        if policy == "round_robin":
+            return round_robin(replicas, turn())
+        if policy == "session":
+            session = call.session_id or call.body.get("user")
+            if session:
+                return by_key(str(session), replicas)
+        elif policy == "prefix":
+            prefix = prompt_prefix(call.body)
+            if prefix:
+                return by_key_bounded(prefix, replicas)
+        return least_loaded(replicas, turn())
+
+    return pick

@@ -9,9 +9,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
 
-from microservice.calls import ModelCall
 from microservice.errors import (
     ModelServerConnectionLost,
     ModelServerError,
@@ -19,61 +17,20 @@ from microservice.errors import (
     ModelServerUnreachable,
     NoHealthyReplica,
 )
-from microservice.logs import get_logger
-from microservice.model_info import ModelInfo
-from microservice.model_server_client import ModelServerClient
+from microservice.observability.logs import get_logger
 from microservice.routing import policies
-from microservice.routing.admission import WaitingRoom
 from microservice.routing.discovery import Discovery
 from microservice.routing.metrics import RoutingMetrics
+from microservice.routing.model_info import ModelInfo
 from microservice.routing.probe import probe
 from microservice.routing.replica import Replica
+from microservice.routing.waiting_room import WaitingRoom
 from microservice.settings import MicroserviceSettings
+from microservice.upstream.client import ModelServerClient
+from microservice.upstream.model_call import ModelCall
 
-# Prompts that share this many leading characters count as one prefix for `prefix` routing.
-PREFIX_CHARS = 256
 # An on-demand check of every replica (nothing routable) runs at most this often.
 CHECK_NOW_SPACING_S = 0.25
-
-Picker = Callable[[ModelCall, Sequence[Replica]], Replica]
-
-
-def make_picker(routing: str) -> Picker:
-    """The LLM_ROUTING policy; without a key, session and prefix fall back to least_loaded."""
-    turn = policies.turning()
-
-    def pick(call: ModelCall, replicas: Sequence[Replica]) -> Replica:
-        if len(replicas) == 1:
-            return replicas[0]
-        if routing == "round_robin":
-            return policies.round_robin(replicas, turn())
-        if routing == "session":
-            session = call.session_id or call.body.get("user")
-            if session:
-                return policies.by_key(str(session), replicas)
-        elif routing == "prefix":
-            prefix = prompt_prefix(call.body)
-            if prefix:
-                return policies.by_key_bounded(prefix, replicas)
-        return policies.least_loaded(replicas, turn())
-
-    return pick
-
-
-def prompt_prefix(body: dict[str, object]) -> str:
-    """The first PREFIX_CHARS characters of the conversation's text, roles included."""
-    parts: list[str] = []
-    size = 0
-    messages = body.get("messages")
-    for message in messages if isinstance(messages, list) else []:
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, list):
-            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-        parts.append(f"{message.get('role')}:{content or ''}\n")
-        size += len(parts[-1])
-        if size >= PREFIX_CHARS:
-            break
-    return "".join(parts)[:PREFIX_CHARS]
 
 
 class ReplicaPool:
@@ -90,7 +47,7 @@ class ReplicaPool:
         self._discovery = discovery
         self._info = info
         self._metrics = metrics
-        self._pick = make_picker(settings.llm_routing)
+        self._pick = policies.make_picker(settings.llm_routing)
         self._room = WaitingRoom(settings.llm_queue_size, settings.llm_queue_timeout_s, metrics)
         self._max_in_flight = settings.llm_max_inflight_per_replica
         self._replicas: dict[str, Replica] = {}

@@ -10,9 +10,9 @@ from __future__ import annotations
 import orjson
 
 from microservice.errors import ModelServerError, ModelServerTimeout, ModelServerUnreachable
-from microservice.model_info import ModelInfo, find_model
-from microservice.model_server_client import ModelServerClient
+from microservice.routing.model_info import ModelInfo, find_model
 from microservice.routing.replica import Load, Replica, parse_load
+from microservice.upstream.client import ModelServerClient
 
 SLOW_CHECKS_TO_LEAVE = 2
 

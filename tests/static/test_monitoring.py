@@ -20,7 +20,9 @@ import yaml
 from harness import prometheus
 from harness.processes import REPO_ROOT
 from harness.prometheus import DashboardQuery, dashboard_queries, panels
-from microservice.metrics import Metrics
+from microservice.auth.metrics import KeyMetrics
+from microservice.observability.metrics import Metrics
+from microservice.routing.metrics import RoutingMetrics
 from tests.static import checks
 from tests.static.checks import STACKS
 
@@ -199,7 +201,10 @@ def exported_names() -> set[str]:
     histograms with ``_bucket``, ``_count`` and ``_sum``)."""
     suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
     names = set()
-    for family in Metrics().registry.collect():
+    metrics = Metrics()  # the app's registry, with the metrics of routing and keys in it
+    RoutingMetrics(metrics.registry)
+    KeyMetrics(metrics.registry)
+    for family in metrics.registry.collect():
         for suffix in suffixes.get(family.type, ("",)):
             names.add(family.name + suffix)
     return names

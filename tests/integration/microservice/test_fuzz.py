@@ -29,8 +29,8 @@ import yaml
 from schemathesis import BaseSchema, Case, checks
 
 from harness.processes import Server
+from microservice.api.openapi import build_openapi
 from microservice.app import create_app
-from microservice.openai_api import build_openapi
 from microservice.settings import MicroserviceSettings
 from tests.integration.microservice.conftest import microservice
 

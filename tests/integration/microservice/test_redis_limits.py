@@ -18,7 +18,7 @@ import redis
 from harness.redis import RedisServer, redis_server
 from microservice.auth.keys import ApiKey
 from microservice.auth.redis_limits import PREFIX, RedisLimiter
-from microservice.logs import get_logger
+from microservice.observability.logs import get_logger
 from tests.log_records import Records
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from harness.processes import Server
-from microservice.model_server_http import MODEL_SERVER_KEEPALIVE_S
+from microservice.upstream.http1.pool import MODEL_SERVER_KEEPALIVE_S
 from tests.integration.microservice.disconnect import disconnect_midway
 from tests.integration.microservice.helpers import metric, post
 

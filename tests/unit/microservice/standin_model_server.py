@@ -3,10 +3,11 @@
 split across reads, a stream cut or ended early, an error event, a 5xx, a refused connection,
 a timeout). Answers are written as ``httpx.Response`` objects; httpx's errors raised by an
 answer are translated (``httpx_error``) into the errors production's client raises for the same
-socket failures (``microservice.model_server_http``).
+socket failures. Its answers cannot push: they are read.
 
 The real-vLLM behaviour of the same paths is covered in tests/integration/microservice, the
-production aiohttp client against real sockets in tests/unit/microservice/test_model_server_http.py.
+production HTTP/1.1 client against real sockets in
+tests/unit/microservice/test_model_server_http.py.
 """
 
 from __future__ import annotations
@@ -22,10 +23,15 @@ import httpx
 import orjson
 
 from microservice.app import create_app
-from microservice.errors import ModelServerError
-from microservice.model_server_client import Reply
-from microservice.model_server_http import lost, timed_out, unreachable
+from microservice.errors import (
+    ModelServerConnectionLost,
+    ModelServerError,
+    ModelServerTimeout,
+    ModelServerUnreachable,
+)
+from microservice.relay.push import PAUSED, Consumer
 from microservice.settings import MicroserviceSettings
+from microservice.upstream.client import Reply
 
 MODEL = "standin-model"
 ENDPOINT = "http://standin-model-server"
@@ -34,10 +40,10 @@ ENDPOINT = "http://standin-model-server"
 def httpx_error(error: httpx.HTTPError, endpoint: str) -> ModelServerError:
     """A scripted httpx failure as production's client reports the same failure of a socket."""
     if isinstance(error, httpx.TimeoutException) and not isinstance(error, httpx.ConnectTimeout):
-        return timed_out(endpoint)
+        return ModelServerTimeout.at(endpoint)
     if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
-        return unreachable(endpoint, error)
-    return lost(endpoint, error)
+        return ModelServerUnreachable.at(endpoint, error)
+    return ModelServerConnectionLost.at(endpoint, error)
 
 
 def chunk(text: str | None = None, finish: str | None = None, **extra: Any) -> bytes:
@@ -150,7 +156,7 @@ class StandinModelServer:
         )
 
 
-class _Streamed:
+class _StandinReplyStream:
     def __init__(self, response: httpx.Response, endpoint: str) -> None:
         self.status = response.status_code
         self._response = response
@@ -165,6 +171,9 @@ class _Streamed:
 
     async def body(self) -> bytes:
         return await self._response.aread()
+
+    async def push(self, consumer: Consumer) -> str:
+        return PAUSED
 
 
 class StandinClient:
@@ -207,13 +216,13 @@ class StandinClient:
     @contextlib.asynccontextmanager
     async def stream(
         self, base_url: str, path: str, body: bytes, headers: Mapping[str, str]
-    ) -> AsyncIterator[_Streamed]:
+    ) -> AsyncIterator[_StandinReplyStream]:
         try:
             response = await self._send("POST", base_url, path, body, headers)
         except httpx.HTTPError as error:
             raise httpx_error(error, base_url) from None
         try:
-            yield _Streamed(response, base_url)
+            yield _StandinReplyStream(response, base_url)
         finally:
             await response.aclose()
 

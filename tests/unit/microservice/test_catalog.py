@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from common.config_errors import ConfigError
-from microservice.catalog import read_catalog
+from microservice.config.catalog import read_catalog
 from microservice.settings import load_settings
 
 

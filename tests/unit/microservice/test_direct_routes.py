@@ -1,5 +1,5 @@
-"""The model routes served past Starlette (``microservice/direct_routes.py``), on a real uvicorn
-socket: the same answers as through the router, and a client that hangs up before a
+"""The model routes served past Starlette (``microservice/api/direct_routes.py``), on a real
+uvicorn socket: the same answers as through the router, and a client that hangs up before a
 non-streaming answer is a quiet 499 that closes the call to the model server."""
 
 from __future__ import annotations

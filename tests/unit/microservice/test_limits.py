@@ -9,9 +9,10 @@ import pytest
 
 from harness.processes import free_port
 from microservice.auth.keys import ApiKey
-from microservice.auth.limits import LocalLimiter, Verdict, make_limiter, reset_text
+from microservice.auth.limiter_choice import make_limiter
+from microservice.auth.limits import LocalLimiter, Verdict, reset_text
 from microservice.auth.redis_limits import RedisLimiter, redis_address
-from microservice.logs import get_logger
+from microservice.observability.logs import get_logger
 from tests.log_records import Records
 
 START = 1_000_000.0  # a whole second: bucket boundaries are easy to read

@@ -7,7 +7,7 @@ import logging
 import re
 import sys
 
-from microservice.logs import RequestJsonFormatter, request_id_var
+from microservice.observability.logs import RequestJsonFormatter, request_id_var
 
 
 def _record(msg: str, fields: object = None, exc: bool = False) -> logging.LogRecord:

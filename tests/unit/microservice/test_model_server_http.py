@@ -11,17 +11,17 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from microservice.calls import ModelCall
-from microservice.connectors.generic import GenericConnector
 from microservice.errors import (
     ModelServerConnectionLost,
     ModelServerRejected,
     ModelServerTimeout,
     ModelServerUnreachable,
 )
-from microservice.http_client.client import Http1Client
-from microservice.push import DONE, ENDED, StopPush
+from microservice.relay.push import DONE, ENDED, StopPush
 from microservice.settings import MicroserviceSettings
+from microservice.upstream.connectors.generic import GenericConnector
+from microservice.upstream.http1.client import Http1Client
+from microservice.upstream.model_call import ModelCall
 from tests.unit.microservice.scripted_model_server import (
     END,
     SSE_HEAD,
@@ -73,7 +73,7 @@ async def test_a_stream_read_to_its_end_gives_its_connection_back() -> None:
 async def test_a_slow_end_after_done_drops_the_connection_not_the_answer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("microservice.connectors.generic.DRAIN_TIMEOUT_S", 0.1)
+    monkeypatch.setattr("microservice.upstream.connectors.generic.DRAIN_TIMEOUT_S", 0.1)
     events = chunked(b'data: {"n": 1}\n\ndata: [DONE]\n\n')
     async with (
         scripted(lambda head: [(0, SSE_HEAD + events), (1.0, END)]) as (server, url),
@@ -188,7 +188,7 @@ async def test_a_reused_connection_closed_as_the_request_goes_is_tried_once_more
 async def test_an_idle_connection_past_keep_alive_is_replaced(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("microservice.http_client.client.MODEL_SERVER_KEEPALIVE_S", 0.1)
+    monkeypatch.setattr("microservice.upstream.http1.client.MODEL_SERVER_KEEPALIVE_S", 0.1)
     answer = json_answer(200, b"{}")
     async with scripted(lambda head: [(0, answer)]) as (server, url), client() as made:
         await made.post(url, "/v1/x", b"{}", {})
@@ -216,7 +216,7 @@ async def test_a_url_with_a_path_prefixes_every_request() -> None:
 async def test_a_stream_the_client_reads_slowly_pauses_the_socket_not_memory() -> None:
     # 2 MiB of events arrive at once; the reader takes them slowly: what waits in our buffer
     # stays near the high-water mark (the rest waits in the sockets).
-    from microservice.http_client import connection as conn
+    from microservice.upstream.http1 import connection as conn
 
     event = b"data: " + b"x" * 1000 + b"\n\n"
     body = chunked(*([event] * 2000)) + chunked(b"data: [DONE]\n\n") + END

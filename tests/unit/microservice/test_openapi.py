@@ -14,8 +14,9 @@ from schemathesis.core.result import Ok
 from starlette.routing import Route
 
 from microservice import errors
+from microservice.api import error_answers
+from microservice.api.openapi import API_ERRORS, build_openapi, install_openapi
 from microservice.app import create_app
-from microservice.openai_api import API_ERRORS, build_openapi, install_openapi
 from microservice.settings import MicroserviceSettings
 
 OPEN = {"/health", "/v1/health_check", "/metrics"}
@@ -120,7 +121,7 @@ def test_error_envelope_matches_every_error(doc: dict[str, Any]) -> None:
         answer = responses[str(error.status)]
         envelope = validator(doc, answer["content"]["application/json"]["schema"])
         assert envelope.is_valid(errors.error_body(error)), error
-        sent = errors.error_response(error).headers
+        sent = error_answers.error_response(error).headers
         for name, header in answer["headers"].items():
             if header["required"] and name != "X-Request-Id":  # added by the middleware
                 assert name.lower() in sent, (error.status, name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from microservice.routing import policies
-from microservice.routing.pool import PREFIX_CHARS, prompt_prefix
+from microservice.routing.policies import PREFIX_CHARS, prompt_prefix
 from microservice.routing.replica import Load, Replica, parse_load
 
 

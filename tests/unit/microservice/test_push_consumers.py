@@ -1,5 +1,5 @@
-"""The consumers a pushed stream is made of (``microservice/push.py``), as pure functions: what
-a pause or a failure inside one batch leaves behind."""
+"""The consumers a pushed stream is made of (``microservice/relay/push.py``), as pure
+functions: what a pause or a failure inside one batch leaves behind."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from collections.abc import Callable
 
 import pytest
 
-from microservice.connectors.generic import EventSplitter
 from microservice.errors import ModelServerFailed
-from microservice.opea import text_event
-from microservice.push import DONE, PAUSED, RenderFailed, StopPush
-from microservice.streaming import EventWriter
+from microservice.forms.opea import OpeaAnswer
+from microservice.relay.client_events import EventWriter
+from microservice.relay.push import DONE, PAUSED, RenderFailed, StopPush
+from microservice.relay.upstream_events import EventSplitter
 from tests.unit.microservice.standin_model_server import chunk
 
 
@@ -38,7 +38,9 @@ def test_a_pause_with_done_in_the_same_read_still_ends_the_stream() -> None:
 
 def test_a_failure_in_a_batch_is_not_lost_to_a_pause() -> None:
     written: list[bytes] = []
-    consume = EventWriter(text_event, keep_usage_chunk=False).consumer(pausing(written))
+    consume = EventWriter(OpeaAnswer("q", True, None).event, keep_usage_chunk=False).consumer(
+        pausing(written)
+    )
     with pytest.raises(RenderFailed) as failed:
         consume([chunk("a"), b'{"error": "engine died"}'])
     assert written == [b"data: 'a'\n\n"]  # what came before the failure went out

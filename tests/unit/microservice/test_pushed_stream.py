@@ -1,4 +1,4 @@
-"""Pushed streams (``microservice/push.py``) end to end: the real app on a real uvicorn socket
+"""Pushed streams (``microservice/relay/push.py``) end to end: the real app on a real uvicorn socket
 (httptools, as in production), our HTTP/1.1 client, and a STAND-IN model server on loopback
 that writes each event on its own, paced as a GPU-served vLLM sends them, so that everything
 after the first event is relayed in the sockets' callbacks."""
@@ -11,8 +11,8 @@ import asyncio
 import orjson
 import pytest
 
-from microservice.client_socket import ClientSocket
-from microservice.push import StopPush
+from microservice.relay.client_socket import ClientSocket
+from microservice.relay.push import StopPush
 from tests.sse import sse_data
 from tests.unit.microservice.scripted_model_server import END, SSE_HEAD, Script, chunked
 from tests.unit.microservice.standin_model_server import (

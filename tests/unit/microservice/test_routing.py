@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from microservice.model_info import ModelInfo
+from microservice.routing.model_info import ModelInfo
 from microservice.routing.probe import probe
 from microservice.routing.replica import Replica
 from microservice.settings import MicroserviceSettings

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import orjson
 import pytest
 
-from microservice.calls import RequestIds
 from microservice.errors import BodyNotJson, RequestInvalid
-from microservice.schemas import (
-    OpeaRequest,
-    OpenAIRequest,
-    check_max_tokens,
-    parse_json,
-    parse_request,
-)
+from microservice.forms import parse
+from microservice.forms.opea import OpeaRequest
+from microservice.forms.openai import OpenAIRequest
+from microservice.upstream.model_call import RequestIds
+
+
+def parse_request(data: dict[str, Any]) -> OpeaRequest | OpenAIRequest:
+    return parse.chat(orjson.dumps(data))
 
 
 def test_opea_form_payload_forwards_every_sampling_parameter() -> None:
@@ -28,7 +31,7 @@ def test_opea_form_payload_forwards_every_sampling_parameter() -> None:
         }
     )
     assert isinstance(body, OpeaRequest)
-    call = body.to_model_server("m", 512, stream=False, ids=RequestIds("r"))
+    call = body.to_model_server("m", RequestIds("r"), max_model_len=512, may_stream=False)
     assert call.request_id == "r"
     assert call.body == {
         "model": "m",
@@ -53,19 +56,22 @@ def test_opea_defaults_are_upstreams() -> None:
         0.01,
         True,
     )
-    payload = body.to_model_server("m", None, stream=True, ids=RequestIds("r")).body
+    payload = body.to_model_server("m", RequestIds("r"), max_model_len=None, may_stream=True).body
     assert payload["messages"] == [{"role": "user", "content": "hi"}]  # no empty system
     assert payload["max_tokens"] == 1024
     assert payload["stream"] is True and payload["stream_options"] == {"include_usage": True}
     # The default does not fit the model's context: vLLM decides.
-    assert "max_tokens" not in body.to_model_server("m", 512, False, RequestIds("r")).body
+    fitted = body.to_model_server("m", RequestIds("r"), max_model_len=512, may_stream=False)
+    assert "max_tokens" not in fitted.body
 
 
 def test_openai_form_keeps_unknown_fields_for_vllm() -> None:
     body = parse_request({"messages": [{"role": "user", "content": "hi"}], "ignore_eos": True})
     assert isinstance(body, OpenAIRequest)
-    assert body.stream is False and not body.wants_usage_chunk
-    assert body.to_model_server("served", RequestIds("r")).body == {
+    assert body.stream is False and not body.answer_shape().keep_usage_chunk
+    assert body.to_model_server(
+        "served", RequestIds("r"), max_model_len=None, may_stream=True
+    ).body == {
         "messages": [{"role": "user", "content": "hi"}],
         "ignore_eos": True,
         "model": "served",
@@ -89,7 +95,9 @@ def test_openai_form_goes_to_vllm_as_sent() -> None:
     }
     body = parse_request(sent)
     assert isinstance(body, OpenAIRequest)
-    forwarded = body.to_model_server("served", RequestIds("r")).body
+    forwarded = body.to_model_server(
+        "served", RequestIds("r"), max_model_len=None, may_stream=True
+    ).body
     usage_options = {"continuous_usage_stats": True, "include_usage": True}
     assert forwarded == {**sent, "model": "served", "stream_options": usage_options}
 
@@ -113,17 +121,17 @@ def test_invalid_names_the_field(data: dict[str, object], field: str) -> None:
 
 def test_json_checks() -> None:
     with pytest.raises(BodyNotJson):
-        parse_json(b"{")
+        parse.chat(b"{")
     with pytest.raises(RequestInvalid):
-        parse_json(b"[]")
+        parse.chat(b"[]")
 
 
 def test_max_tokens_over_the_context_is_refused_only_when_asked() -> None:
-    check_max_tokens(parse_request({"messages": {"user": "x"}}), 512)  # default: fine
-    check_max_tokens(parse_request({"messages": {"user": "x"}, "max_new_tokens": 9999}), None)
+    parse_request({"messages": {"user": "x"}}).check_tokens(512)  # default: fine
+    parse_request({"messages": {"user": "x"}, "max_new_tokens": 9999}).check_tokens(None)
     with pytest.raises(RequestInvalid) as caught:
-        check_max_tokens(parse_request({"messages": {"user": "x"}, "max_new_tokens": 600}), 512)
+        parse_request({"messages": {"user": "x"}, "max_new_tokens": 600}).check_tokens(512)
     assert caught.value.param == "max_new_tokens"
     openai_body = parse_request({"messages": [{"role": "user"}], "max_completion_tokens": 600})
     with pytest.raises(RequestInvalid, match="max_completion_tokens"):
-        check_max_tokens(openai_body, 512)
+        openai_body.check_tokens(512)

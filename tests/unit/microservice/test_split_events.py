@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from microservice.connectors.generic import split_events
+from microservice.relay.upstream_events import split_events
 
 
 def test_complete_events_out_partial_rest_kept() -> None:

@@ -16,8 +16,8 @@ from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
     OTLPSpanExporter as GrpcSpanExporter,
 )
 
+from microservice.observability.tracing import Tracing, otlp_exporter
 from microservice.settings import MicroserviceSettings
-from microservice.tracing import Tracing, otlp_exporter
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -61,7 +61,7 @@ def one_request(tracing: Tracing, incoming) -> dict[str, str]:
         with tracing.span("queue wait"):
             pass
         with tracing.span(
-            "model server call", kind="client", replica_url="http://vllm-0:8008", model="tiny"
+            "model server call", span_kind="client", replica_url="http://vllm-0:8008", model="tiny"
         ):
             sent = tracing.outgoing_headers()
             tracing.event("first token", tokens=1)
@@ -184,7 +184,7 @@ async def test_concurrent_requests_keep_their_own_trace() -> None:
     async def request(trace_id: str) -> dict[str, str]:
         with tracing.request_span(REQUEST, headers(f"00-{trace_id}-{CLIENT_SPAN_ID}-01")):
             await asyncio.sleep(0.01)
-            with tracing.span("model server call", kind="client"):
+            with tracing.span("model server call", span_kind="client"):
                 await asyncio.sleep(0)
                 return tracing.outgoing_headers()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from microservice.waiters import Waiters
+from microservice.aio.waiters import Waiters
 
 
 async def test_waiters_are_woken_one_at_a_time_in_order() -> None:

@@ -1,0 +1,88 @@
+"""The models this service serves, by the name clients send as ``model``, and their replicas.
+
+From ``LLM_MODELS_FILE`` (YAML) when set; otherwise the one chat model of ``LLM_MODEL_NAME`` on
+``LLM_MODEL_SERVER_ENDPOINT`` (plus an embedding model when ``LLM_EMBEDDING_MODEL_NAME`` is
+set). Read once at start: a file that cannot be used stops the
+process with one line naming the file and the entry.
+
+```yaml
+default: chat-small          # optional: the model of OPEA-form requests (else the first chat one)
+models:
+  - name: chat-small         # what clients send as `model`
+    kind: chat               # chat (default) or embedding
+    endpoints: http://vllm-0:8008,http://vllm-1:8008   # or a YAML list; a DNS name counts once
+                                                     # per address it resolves to
+    served_model_name: meta-llama/Llama-3.1-8B-Instruct  # the model vLLM serves (default: name)
+```
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from microservice.config.files import read_yaml
+
+ModelKind = Literal["chat", "embedding"]
+URL_PATTERN = re.compile(r"^https?://[^\s/,]+(/[^\s,]*)?$")
+
+
+def endpoint_list(value: object) -> list[str]:
+    """A comma-separated string or a list of base URLs, each checked, trailing ``/`` dropped,
+    each once in the order given."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list) or not items:
+        raise ValueError("give one base URL, a comma-separated list, or a YAML list of them")
+    urls = [str(item).strip().rstrip("/") for item in items]
+    for url in urls:
+        if not URL_PATTERN.match(url):
+            raise ValueError(
+                f"{url!r} is not a base URL: give http(s)://host:port (without /v1), or a "
+                "comma-separated list of them"
+            )
+    return list(dict.fromkeys(urls))
+
+
+class ModelSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    kind: ModelKind = "chat"
+    endpoints: list[str]
+    served_model_name: str = ""
+
+    _endpoints = field_validator("endpoints", mode="before")(endpoint_list)
+
+    @model_validator(mode="after")
+    def _served_name(self) -> ModelSpec:
+        if not self.served_model_name:
+            object.__setattr__(self, "served_model_name", self.name)
+        return self
+
+
+class Catalog(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    models: list[ModelSpec] = Field(min_length=1)
+    default: str = ""
+
+    @model_validator(mode="after")
+    def _check(self) -> Catalog:
+        names = [m.name for m in self.models]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"model names must be unique; given more than once: {twice}")
+        chat = [m.name for m in self.models if m.kind == "chat"]
+        if not self.default:
+            object.__setattr__(self, "default", chat[0] if chat else names[0])
+        elif self.default not in names:
+            raise ValueError(f"default {self.default!r} is not one of the models {names}")
+        return self
+
+
+def read_catalog(path: Path) -> Catalog:
+    """The models file; ValueError with one line saying what is wrong and where."""
+    return read_yaml(path, Catalog, shape="a mapping with a `models` list", quote_parse_errors=True)

@@ -1,0 +1,104 @@
+"""The served models: for each model of the catalog, its replica pool, the dispatcher that
+sends calls to it, what vLLM told us about it, and its readiness.
+
+Requests name a model (``model``); OPEA-form requests, which have no such field, and OpenAI
+requests that leave it out go to the catalog's default model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from microservice import paths
+from microservice.config.catalog import Catalog, ModelKind, ModelSpec
+from microservice.errors import ModelNotFound, WrongModelKind
+from microservice.models.health import HealthChecker
+from microservice.observability.tracing import Tracing
+from microservice.routing.discovery import Discovery, Resolver
+from microservice.routing.dispatch import Dispatcher
+from microservice.routing.metrics import RoutingMetrics
+from microservice.routing.model_info import ModelInfo
+from microservice.routing.pool import ReplicaPool
+from microservice.settings import MicroserviceSettings
+from microservice.upstream.client import ModelServerClient
+from microservice.upstream.connectors import Connector
+
+
+@dataclass(frozen=True, slots=True)
+class ServedModel:
+    spec: ModelSpec
+    info: ModelInfo
+    pool: ReplicaPool
+    dispatcher: Dispatcher
+    health: HealthChecker
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def served_name(self) -> str:
+        """The model vLLM serves, sent as ``model`` in every call."""
+        return self.spec.served_model_name
+
+    async def learn_context_length(self) -> int | None:
+        """The context length, asking the replicas first if none answered yet."""
+        if not self.info.known:
+            await self.pool.check_now()
+        return self.info.max_model_len
+
+
+class ServedModels:
+    def __init__(
+        self,
+        catalog: Catalog,
+        settings: MicroserviceSettings,
+        client: ModelServerClient,
+        connector: Connector,
+        resolver: Resolver,
+        metrics: RoutingMetrics,
+        tracing: Tracing,
+    ) -> None:
+        self._models: dict[str, ServedModel] = {}
+        for spec in catalog.models:
+            info = ModelInfo(spec.served_model_name)
+            pool = ReplicaPool(settings, client, Discovery(spec.endpoints, resolver), info, metrics)
+            dispatcher = Dispatcher(pool, connector, settings.llm_retries, metrics, tracing)
+            health = HealthChecker(pool, info, settings.llm_health_cache_s)
+            self._models[spec.name] = ServedModel(spec, info, pool, dispatcher, health)
+        self.default = self._models[catalog.default]
+        # A request that names no model: the default, or the first model of the route's kind.
+        self._defaults = {m.spec.kind: m for m in reversed(self._models.values())}
+        self._defaults[self.default.spec.kind] = self.default
+
+    @property
+    def all(self) -> list[ServedModel]:
+        return list(self._models.values())
+
+    def get(self, name: object, kind: ModelKind) -> ServedModel:
+        """The model a request names (the default when it names none), checked for the
+        route's kind: 404 ``model_not_found`` or 400 ``model_not_supported``."""
+        if name is None or name == "":
+            served = self._defaults.get(kind, self.default)
+        elif not isinstance(name, str) or name not in self._models:
+            raise ModelNotFound(
+                f"The model `{name}` does not exist; served: {', '.join(self._models)}",
+                param="model",
+            )
+        else:
+            served = self._models[name]
+        if served.spec.kind != kind:
+            use = paths.EMBEDDINGS if served.spec.kind == "embedding" else paths.CHAT
+            raise WrongModelKind(
+                f"the model `{served.name}` is a {served.spec.kind} model: use {use}",
+                param="model",
+            )
+        return served
+
+    async def start(self) -> None:
+        for model in self._models.values():
+            await model.pool.start()
+
+    async def stop(self) -> None:
+        for model in self._models.values():
+            await model.pool.stop()

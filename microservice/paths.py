@@ -1,0 +1,15 @@
+"""The service's HTTP paths, spelled once. The model paths are vLLM's own: a request to one of
+them is sent to the replica at the same path."""
+
+from __future__ import annotations
+
+CHAT = "/v1/chat/completions"
+COMPLETIONS = "/v1/completions"
+EMBEDDINGS = "/v1/embeddings"
+MODELS = "/v1/models"
+HEALTH_CHECK = "/v1/health_check"
+LIVENESS = "/health"
+METRICS = "/metrics"
+
+MODEL_PATHS = (CHAT, COMPLETIONS, EMBEDDINGS)
+ALL = frozenset({*MODEL_PATHS, MODELS, HEALTH_CHECK, LIVENESS, METRICS})
