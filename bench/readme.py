@@ -59,8 +59,8 @@ def summary(doc: dict[str, Any]) -> str:
     head = ["CPU ms per request", *(name for name, _ in COLUMNS), "goal"]
     text = [
         START,
-        f"Proxy CPU ms per 64-token stream or request; {runs_note(count)}. In brackets: the "
-        "ratio to the router's CPU, which the goal limits.",
+        f"Proxy CPU ms per 64-token stream or request, {runs_note(count)}; (ratio to the "
+        "router's, which the goal limits).",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),

@@ -18,8 +18,8 @@ from bench.tables import cell, table
 def runs_note(count: int) -> str:
     """How many runs the medians are over, and whether they have a spread."""
     if count == 1:
-        return "1 run: each figure is that run's, with no spread yet"
-    return f"median of {count} runs, in brackets the lowest-highest of the runs"
+        return "1 run (no spread yet)"
+    return f"median of {count} runs (lowest-highest)"
 
 
 def _run_line(index: int, run: Run) -> str:

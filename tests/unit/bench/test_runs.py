@@ -104,7 +104,7 @@ def test_results_json_keeps_every_run_and_recomputes_the_same_medians() -> None:
 
 def test_results_md_shows_medians_and_spread() -> None:
     text = report.markdown(combine(three_runs()))
-    assert "median of 3 runs, in brackets the lowest-highest of the runs" in text
+    assert "median of 3 runs (lowest-highest)" in text
     assert "- Run 3: 600 s, 1 interleaved rounds per scenario" in text
     assert (
         f"| {OPENAI} | 10.00 | 100 | 100 | 10.00 | 10.00 | 5.80 (5.60-7.00) | 1.45 (1.40-1.75) |"

@@ -126,7 +126,7 @@ def test_report_shows_the_stand_in_tables_and_the_cores() -> None:
     assert f"**{PACED_C1}**" in text and "CPU ratio to router" in text
     assert f"| {OPENAI} | 10.00 | 100 | 100 | 10.00 | 10.00 | 6.00 | 1.50 |" in text  # no tokens
     assert "**1 vs 2 uvicorn workers**" in text
-    assert "1 run: each figure is that run's, with no spread yet" in text
+    assert "1 run (no spread yet)" in text
     assert "Nothing pinned" in report.markdown(combine([Run.of(Results(), 1)]))
 
 
