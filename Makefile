@@ -23,7 +23,7 @@ venv:
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy common model_server microservice fp8_quant harness bench scripts/gen_config_docs.py scripts/install_helm.py
+	$(VENV)/bin/mypy common model_server microservice fp8_quant launcher harness bench scripts/gen_config_docs.py scripts/install_helm.py
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/shellcheck run_vllm.sh scripts/*.sh .ci/run
 

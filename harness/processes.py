@@ -1,11 +1,12 @@
-"""Start real servers as child processes on loopback and stop them by PID, with their children."""
+"""Start real servers as child processes on loopback and stop them by PID, with their children
+(the launcher's supervisor: the processes the tests start are started as ``run_vllm.sh
+--native`` starts them)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -14,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from launcher import supervisor
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,16 +56,7 @@ class Server:
 
 def stop_process_group(process: subprocess.Popen[bytes], grace_s: float = 20.0) -> None:
     """SIGTERM the whole group (vLLM forks an engine core), then SIGKILL what is left."""
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
+    supervisor.stop([process], grace_s=grace_s)
 
 
 def wait_until_healthy(server: Server, path: str, timeout_s: float) -> None:
@@ -74,9 +66,8 @@ def wait_until_healthy(server: Server, path: str, timeout_s: float) -> None:
             raise RuntimeError(
                 f"server exited with {server.process.returncode}:\n{server.log_tail()}"
             )
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(server.base_url + path, timeout=2).status_code == 200:
-                return
+        if supervisor.answers(server.base_url + path):
+            return
         time.sleep(0.5)
     raise TimeoutError(f"{server.base_url}{path} not healthy in {timeout_s}s:\n{server.log_tail()}")
 
@@ -102,14 +93,7 @@ def spawned(args: list[str], env: Mapping[str, str], port: int, log_path: Path) 
     yield at once, not yet waited for (several servers can then load in parallel)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            args,
-            env={**os.environ, **env},
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            cwd=REPO_ROOT,
-            start_new_session=True,
-        )
+        process = supervisor.start(args, env={**os.environ, **env}, cwd=REPO_ROOT, output=log_file)
         try:
             yield Server(f"http://127.0.0.1:{port}", process, log_path)
         finally:

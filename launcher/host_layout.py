@@ -1,6 +1,6 @@
 """What one host offers vLLM replicas, read from it: the NUMA nodes and physical cores this
 process may use (sysfs and its affinity), the Gaudi cards of ``HABANA_VISIBLE_DEVICES``
-(``/dev/accel``) and their module ids (``hl-smi``). ``model_server/replicas.py`` plans on what
+(``/dev/accel``) and their module ids (``hl-smi``). ``launcher/replicas.py`` plans on what
 these return; the planning itself stays pure.
 """
 

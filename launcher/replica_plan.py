@@ -1,6 +1,6 @@
 """What the replica planning (``replicas.py``) hands on: one ``Replica`` per vLLM replica and
-the ``Plan`` of all of them, read by run_vllm.sh (``Replica.line``) and by the Compose override
-writer (``replica_compose.py``)."""
+the ``Plan`` of all of them, started by the launcher, printed by ``python -m launcher.replicas``
+(``Replica.line``) and written into Compose by ``replica_compose.py``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class Replica:
     cpus: str | None = None
 
     def line(self) -> str:
-        """``URL CPUS NAME=value ...`` (CPUS ``-`` for none): what run_vllm.sh reads."""
+        """``URL CPUS NAME=value ...`` (CPUS ``-`` for none), one line."""
         assignments = " ".join(f"{name}={value}" for name, value in self.env.items())
         return f"{self.url} {self.cpus or '-'} {assignments}".rstrip()
 

@@ -1,6 +1,6 @@
 """``VLLM_REPLICAS`` on one host: the port, cores or Gaudi cards of each vLLM replica.
 
-run_vllm.sh asks this module, then starts one ``python -m model_server`` (natively) or one
+The launcher asks this module, then starts one ``python -m model_server`` (natively) or one
 Compose service per replica, with the environment planned here, and points the microservice at
 all of them. The planning is pure (``plan_cpu``, ``plan_hpu``: a host layout and N in, one
 ``Replica`` per replica out, ``replica_plan.py``) and unit-tested table-driven; reading the host
@@ -27,14 +27,14 @@ One replica is the configuration as it is: nothing is planned or overridden.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from common.config_errors import ConfigError
 from common.config_loading import load
-from model_server.host_layout import (
+from launcher.errors import PROG
+from launcher.host_layout import (
     CpuLayout,
     ReplicaPlanError,
     format_cpu_list,
@@ -42,8 +42,8 @@ from model_server.host_layout import (
     read_cpu_layout,
     visible_cards,
 )
-from model_server.replica_compose import compose_override
-from model_server.replica_plan import Plan, Replica
+from launcher.replica_plan import Plan, Replica
+from launcher.settings import LauncherSettings
 from model_server.settings import ModelServerSettings
 
 # --- pure planning -----------------------------------------------------------------------------
@@ -189,12 +189,13 @@ def plan_hpu(
     return Plan(plan, notes)
 
 
-# --- the command line ----------------------------------------------------------------------------
+# --- the host and the command line --------------------------------------------------------------
 
 
-def plan_for(settings: ModelServerSettings, *, native: bool) -> Plan:
-    """The plan for this host and configuration (reads sysfs, /dev/accel, hl-smi)."""
-    replicas, port = settings.vllm_replicas, settings.llm_vllm_port
+def plan_for(settings: ModelServerSettings, *, replicas: int, native: bool) -> Plan:
+    """The plan of ``replicas`` for this host and configuration (reads sysfs, /dev/accel,
+    hl-smi)."""
+    port = settings.llm_vllm_port
     host = endpoint_host(settings.llm_vllm_host)
     if replicas == 1:
         return Plan([Replica(f"http://{host}:{port}", {})])
@@ -223,7 +224,7 @@ def plan_for(settings: ModelServerSettings, *, native: bool) -> Plan:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m model_server.replicas",
+        prog="python -m launcher.replicas",
         description="Plan VLLM_REPLICAS vLLM replicas on this host: print one line per replica, "
         "'URL CPUS NAME=value ...' (CPUS: the logical CPUs to confine it to, '-' for none; "
         "NAME=value: what it sets over the configuration). Exit 2 with one line when they do "
@@ -231,27 +232,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--env-file", type=Path, help="env file; exported variables win over it")
     parser.add_argument(
-        "--compose-override",
-        type=Path,
-        metavar="FILE",
-        help="also write the Compose override file that runs the replicas (VLLM_REPLICAS>1)",
+        "--compose", action="store_true", help="plan for Compose (no Gaudi module ids)"
     )
     args = parser.parse_args(argv)
     try:
         settings = load(ModelServerSettings, args.env_file)
-        plan = plan_for(settings, native=args.compose_override is None)
+        replicas = load(LauncherSettings, args.env_file).vllm_replicas
+        plan = plan_for(settings, replicas=replicas, native=not args.compose)
     except (ConfigError, ReplicaPlanError) as error:
-        print(f"model_server: {error}", file=sys.stderr)
+        print(f"{PROG}: {error}", file=sys.stderr)
         return 2
     for note in plan.notes:
-        print(f"model_server: note: {note}", file=sys.stderr)
-    if args.compose_override is not None and len(plan.replicas) > 1:
-        exported = any(
-            name.upper() == "LLM_MODEL_SERVER_ENDPOINT" and value
-            for name, value in os.environ.items()
-        )
-        text = compose_override(plan, None if exported else plan.endpoints)
-        args.compose_override.write_text(text)
+        print(f"{PROG}: note: {note}", file=sys.stderr)
     for replica in plan.replicas:
         print(replica.line())
     return 0

@@ -75,17 +75,6 @@ class ModelServerSettings(BaseSettings):
         description="TCP port vLLM listens on (`--port`); the microservice's "
         "`LLM_MODEL_SERVER_ENDPOINT` points at it.",
     )
-    vllm_replicas: int = Field(
-        1,
-        ge=1,
-        le=64,
-        description="vLLM replicas that `run_vllm.sh` starts on this host (native and Compose), "
-        "on consecutive ports from `LLM_VLLM_PORT`, each on its own share of the host: CPU, one "
-        "NUMA node each where there are several, else an even share of the cores, pinned with "
-        "`VLLM_CPU_OMP_THREADS_BIND` and the process's CPU affinity; HPU, its own group of the "
-        "`HABANA_VISIBLE_DEVICES` cards. The microservice routes over all of them. Read by "
-        "`run_vllm.sh` only: one `python -m model_server` (one container) is one replica.",
-    )
     vllm_runner: Runner = Field(
         "auto",
         description="What vLLM runs the model for (`--runner`): `generate` (chat and "
@@ -97,23 +86,6 @@ class ModelServerSettings(BaseSettings):
         description="Adapter that turns a model into another kind (`--convert`): `embed` or "
         "`classify` serve a text-generation model as a pooling model (with "
         "`VLLM_RUNNER=pooling`), `none` serves it as it is; `auto` lets vLLM choose.",
-    )
-    llm_embedding_model: str | None = Field(
-        None,
-        min_length=1,
-        description="An embedding model to serve beside the chat model: a Hugging Face model "
-        "id or a local folder. Read by `run_vllm.sh` (it then starts a second model server "
-        "with `VLLM_RUNNER=pooling` and `VLLM_CONVERT=embed`, natively or as the Compose "
-        "`embedding` profile's `vllm-embedding` service) and by that service as its "
-        "`LLM_VLLM_MODEL_NAME`; unset: no embedding model.",
-    )
-    llm_embedding_port: int = Field(
-        8009,
-        ge=1,
-        le=65535,
-        description="TCP port of the embedding model's server, when `LLM_EMBEDDING_MODEL` is "
-        "set; the microservice's `LLM_EMBEDDING_MODEL_SERVER_ENDPOINT` points at it. Read by "
-        "`run_vllm.sh` and Compose, as that server's `LLM_VLLM_PORT`.",
     )
     otel_exporter_otlp_endpoint: str | None = Field(
         None,

@@ -32,6 +32,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from common.config_errors import describe
 from common.config_loading import FALSE_WORDS, TRUE_WORDS
 from fp8_quant.settings import Fp8Settings
+from launcher.settings import LauncherSettings
 from microservice.settings import MicroserviceSettings
 from model_server.settings import ModelServerSettings
 
@@ -68,6 +69,13 @@ SERVICES = (
         "Read by `python -m fp8_quant`, the `fp8-quant` container of the Gaudi stack (`docker "
         "compose --profile fp8`): the one-shot job that measures a model for FP8 serving.",
     ),
+    Service(
+        "Launcher",
+        LauncherSettings,
+        "Read by `run_vllm.sh` (`python -m launcher`) only, from the same environment and "
+        "`docker/<device>/.env`: what it starts (replicas, the embedding model's server) and "
+        "where; no container reads them.",
+    ),
 )
 
 HEADER = """\
@@ -77,7 +85,8 @@ HEADER = """\
 <!-- Do not edit by hand; edit the field descriptions in <service>/settings.py instead. -->
 
 This page is generated from the settings classes (`model_server/settings.py`,
-`microservice/settings.py`, `fp8_quant/settings.py`) by `make docs`; do not edit it by hand.
+`microservice/settings.py`, `fp8_quant/settings.py`, `launcher/settings.py`) by `make docs`; do
+not edit it by hand.
 A test regenerates it and fails when it differs. `python -m model_server --help-env` and
 `python -m microservice --help-env` print the same descriptions.
 

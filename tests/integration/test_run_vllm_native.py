@@ -14,34 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from harness.processes import REPO_ROOT, free_port
+from harness.processes import free_port
 from model_server.model_source import DEMO_COMMAND
+from tests.run_vllm_script import RUN_VLLM, launcher_lines, native_env
 
 pytestmark = pytest.mark.integration
 
-SCRIPT = str(REPO_ROOT / "run_vllm.sh")
-
-
-def native_env(hf_home: Path, vllm_port: int, model: Path | None = None) -> dict[str, str]:
-    """Loopback ports of this test's own, the CPU device, nothing from the developer's shell;
-    ``model``: served instead of the configured one (``--demo`` chooses its own)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LLM_", "VLLM_", "HF_"))}
-    env.update(
-        LLM_DEVICE="cpu",
-        LLM_VLLM_HOST="127.0.0.1",
-        LLM_VLLM_PORT=str(vllm_port),
-        VLLM_CPU_KVCACHE_SPACE="1",
-        VLLM_MAX_MODEL_LEN="512",
-        LLM_MODEL_SERVER_ENDPOINT=f"http://127.0.0.1:{vllm_port}",
-        LLM_USVC_HOST="127.0.0.1",
-        LLM_USVC_PORT=str(free_port()),
-        HF_HUB_OFFLINE="1",
-        HF_HOME=str(hf_home),
-        STOP_GRACE_S="30",
-    )
-    if model is not None:
-        env["LLM_VLLM_MODEL_NAME"] = str(model)
-    return env
+SCRIPT = str(RUN_VLLM)
 
 
 def run_script(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -72,7 +51,8 @@ def test_a_model_that_is_not_there_stops_native_start_with_one_line(tmp_path: Pa
     missing = tmp_path / "no-such-model"
     result = run_script(native_env(tmp_path, free_port(), missing), "--native")
     assert result.returncode == 2
-    lines = [line for line in result.stderr.splitlines() if '"logger":"run_vllm"' not in line]
+    own = launcher_lines(result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line not in own]
     assert lines == [
         f"model_server: model '{missing}' is not on disk (looked in {missing}) and cannot be "
         f"downloaded (it is a local path); try the built-in tiny model: {DEMO_COMMAND}"

@@ -27,7 +27,6 @@ DOCKERFILES = (
 ONE_SHOT_DOCKERFILES = frozenset({"fp8_quant/Dockerfile"})
 SHELL_SCRIPTS = (
     "run_vllm.sh",
-    "scripts/run_vllm_extras.sh",
     "scripts/docker_engine.sh",
     "scripts/bootstrap_venv.sh",
     "scripts/install_test_services.sh",

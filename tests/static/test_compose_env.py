@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings
 from common.config_loading import load
 from fp8_quant.settings import Fp8Settings
 from harness.processes import REPO_ROOT
+from launcher.settings import LauncherSettings
 from microservice.settings import MicroserviceSettings
 from model_server.settings import ModelServerSettings
 from tests.static import checks
@@ -108,10 +109,14 @@ FROM_VARIABLE: dict[tuple[str, str], dict[str, tuple[str, str]]] = {
     }
     for stack in ("cpu", "hpu")
 }
+FROM_VARIABLE[("hpu", "vllm-embedding")]["HABANA_VISIBLE_DEVICES"] = (
+    "LLM_EMBEDDING_HABANA_VISIBLE_DEVICES",
+    "the embedding server's own cards",
+)
 
 HPU_ONLY = "HPU only: a Gaudi runtime setting that the CPU render ignores"
 CPU_ONLY = "CPU only: a vLLM CPU setting that the HPU render ignores"
-# Read by run_vllm.sh, not by a container: listed in .env, passed to no service.
+# Read by the launcher (run_vllm.sh), not by a container: listed in .env.
 FOR_RUN_VLLM = {
     "VLLM_REPLICAS": "run_vllm.sh starts one model-server service per replica (the generated "
     "replicas.override.yaml); one container is one replica",
@@ -135,13 +140,11 @@ NOT_PASSED: dict[tuple[str, str], dict[str, str]] = {
         "IF_FP8_QUANTIZATION": "FP8 serving needs Gaudi: the settings refuse true with "
         "LLM_DEVICE=cpu",
         "QUANT_CONFIG": "read only for FP8 serving, which is HPU only",
-        **FOR_RUN_VLLM,
     },
     ("hpu", "llm-vllm-model-server"): {
         "VLLM_CPU_KVCACHE_SPACE": CPU_ONLY,
         "VLLM_CPU_OMP_THREADS_BIND": CPU_ONLY,
         "VLLM_CPU_PRELOAD": CPU_ONLY,
-        **FOR_RUN_VLLM,
     },
 }
 for _stack in ("cpu", "hpu"):
@@ -166,6 +169,8 @@ SPECIAL_VALUES = {
     "otel_exporter_otlp_endpoint": "http://otel-collector.test:14318",
     "llm_models_file": str(USVC_CONFIG / "models.example.yaml"),
     "llm_api_keys_file": str(USVC_CONFIG / "api-keys.example.yaml"),
+    "llm_data_dir": "./data-test",  # folders Compose mounts: a path, not a volume's name
+    "llm_usvc_config_dir": "../usvc-config-test",
 }
 
 
@@ -247,7 +252,7 @@ def stack_problems(
 ) -> list[tuple[str, list[str]]]:
     """Render ``compose`` with every setting given a value; what did not arrive, per service."""
     profiles, _ = STACK_SERVICES[stack]
-    values = stack_values(services)
+    values = stack_values({**services, "run_vllm.sh": LauncherSettings})  # it reads .env too
     env_file = checks.write_env_file(tmp_path / f"{stack}-every-setting.env", values)
     config = checks.rendered(compose, env_file, profiles)
     problems = []

@@ -1,12 +1,13 @@
 """`./run_vllm.sh --native --demo`, the README's run command, end to end in one vLLM boot: it
 builds (or reuses) the tiny model, starts vLLM, then the microservice once vLLM is healthy,
-prints the README's three curl commands (only the port differs), which work as printed, and
-SIGTERM stops everything it started."""
+prints the README's three curl commands (only the port differs), which work as printed and stay
+on screen (vLLM's output goes to its log file), and SIGTERM stops everything it started."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -17,8 +18,8 @@ import psutil
 import pytest
 
 from harness.processes import REPO_ROOT, free_port
-from tests.integration.test_run_vllm_native import SCRIPT, native_env
 from tests.markdown import READY_LINE, printed_requests, readme_curls_on
+from tests.run_vllm_script import RUN_VLLM, native_env
 from tests.sse import opea_stream_text, sse_data
 
 pytestmark = pytest.mark.integration
@@ -47,10 +48,11 @@ def test_demo_serves_the_printed_readme_curls_and_stops(tmp_path: Path) -> None:
     env = native_env(tmp_path / "hf", vllm_port)
     del env["LLM_MODEL_SERVER_ENDPOINT"], env["HF_HUB_OFFLINE"]  # the demo sets both itself
     usvc_port = env["LLM_USVC_PORT"]
+    env["TMPDIR"] = str(tmp_path)  # where the launcher puts vLLM's log
     log_path = tmp_path / "native.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [SCRIPT, "--native", "--demo"], env=env, stdout=log, stderr=subprocess.STDOUT,
+            [str(RUN_VLLM), "--native", "--demo"], env=env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )  # fmt: skip
     try:
@@ -80,6 +82,14 @@ def test_demo_serves_the_printed_readme_curls_and_stops(tmp_path: Path) -> None:
         )
         assert completion.status_code == 200, completion.text
         assert completion.json()["choices"][0]["text"]
+
+        # The console keeps the requests to try: vLLM's access lines (the microservice probes
+        # /health and /metrics every second) and its routes go to its log file only.
+        output = log_path.read_text(errors="replace")
+        assert "GET /health" not in output and "Route: " not in output
+        logs = Path(re.search(r"vLLM's output goes to (\S+)/ ", output).group(1))  # type: ignore[union-attr]
+        assert logs.parent == tmp_path
+        assert "GET /health" in (logs / "model-server-1.log").read_text(errors="replace")
 
         children = psutil.Process(process.pid).children(recursive=True)
         assert any("microservice" in " ".join(c.cmdline()) for c in children)

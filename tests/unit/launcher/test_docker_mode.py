@@ -1,15 +1,16 @@
-"""run_vllm.sh in Docker mode, against a fake `docker` that records what it was asked to do.
+"""run_vllm.sh in Docker mode, for real, against a fake `docker` that records what it was
+asked to do.
 
-Configuration is validated by the services' own settings (`python -m <service> --check`):
-with .venv/'s Python here, with a host python3 that has pydantic-settings, or by the
-containers when there is neither (copies of the repository without .venv/ show those cases).
+The launcher validates the configuration with the services' own settings: with .venv/'s
+Python here, with a host python3 that has pydantic-settings, or (no Python) the script only
+runs `docker compose up` and the containers validate (copies of the repository without .venv/
+show those cases).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,83 +18,16 @@ from typing import Any
 import pytest
 
 from harness.processes import REPO_ROOT
-from model_server import host_layout, replicas
+from launcher import host_layout, replicas
 from tests.markdown import printed_requests, readme_curls_on
+from tests.run_vllm_script import RUN_VLLM, repo_copy, run_docker_mode
 from tests.static import checks
-
-RUN_VLLM = REPO_ROOT / "run_vllm.sh"
-# Each call appends what it was asked and the environment it saw; `info` answers the probes.
-FAKE_DOCKER = r"""#!/usr/bin/env bash
-case "$1" in
-    compose)
-        [[ "$2" == version ]] && exit "${FAKE_NO_COMPOSE:-0}"
-        { echo "cwd=${PWD}"; echo "args=$*"; env | sort; echo "---"; } >> "${FAKE_LOG}"
-        exit 0 ;;
-    info)
-        [[ -n "${FAKE_INFO_FAIL:-}" ]] && exit 1
-        [[ "$*" == *Runtimes* ]] && echo "${FAKE_RUNTIMES:-{\"runc\":{}\}}"
-        exit 0 ;;
-esac
-exit 0
-"""
-
-
-def repo_copy(tmp_path: Path, *, venv: bool, env_lines: dict[str, list[str]] | None = None) -> Path:
-    """A copy of the repository (code linked, docker/*/.env copied and extended), without
-    .venv/ unless ``venv``."""
-    root = tmp_path / "repo"
-    root.mkdir()
-    for name in ("run_vllm.sh", "common", "model_server", "microservice", "scripts"):
-        (root / name).symlink_to(REPO_ROOT / name)
-    if venv:
-        (root / ".venv").symlink_to(REPO_ROOT / ".venv")
-    for device in ("cpu", "hpu"):
-        stack = root / "docker" / device
-        stack.mkdir(parents=True)
-        shutil.copy(REPO_ROOT / "docker" / device / "docker-compose.yaml", stack)
-        text = (REPO_ROOT / "docker" / device / ".env").read_text()
-        (stack / ".env").write_text(
-            text + "".join(f"{line}\n" for line in (env_lines or {}).get(device, []))
-        )
-    return root
 
 
 def run(
     tmp_path: Path, *args: str, script: Path = RUN_VLLM, python3: str | None = None, **env: str
 ) -> tuple[subprocess.CompletedProcess[str], str]:
-    """Run run_vllm.sh with the fake docker first on PATH and none of the stack's variables.
-
-    ``python3``: a host `python3` put first on PATH ("venv": .venv's; "broken": one that
-    cannot import anything), for the copies of the repository without .venv/.
-    """
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    docker = bin_dir / "docker"
-    docker.write_text(FAKE_DOCKER)
-    docker.chmod(0o755)
-    if python3 is not None:
-        fake = bin_dir / "python3"
-        target = REPO_ROOT / ".venv" / "bin" / "python"
-        fake.write_text(
-            f'#!/bin/sh\nexec {target} "$@"\n' if python3 == "venv" else "#!/bin/sh\nexit 1\n"
-        )
-        fake.chmod(0o755)
-    log = tmp_path / "docker.log"
-    base = {
-        "PATH": f"{bin_dir}:/usr/bin:/bin",
-        "HOME": os.environ.get("HOME", "/root"),
-        "FAKE_LOG": str(log),
-        "LLM_DATA_DIR": str(tmp_path / "data"),
-    }
-    result = subprocess.run(
-        ["bash", str(script), *args],
-        env={**base, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    return result, log.read_text() if log.exists() else ""
+    return run_docker_mode(tmp_path, *args, script=script, python3=python3, **env)
 
 
 def test_cpu_stack_runs_the_upstream_compose_command(tmp_path: Path) -> None:
@@ -454,7 +388,7 @@ def test_demo_with_two_replicas_builds_once_and_waits_for_both(tmp_path: Path) -
     [
         (
             {"VLLM_REPLICAS": "3", "HABANA_VISIBLE_DEVICES": "0,1", "LLM_DEVICE": "hpu"},
-            "model_server: VLLM_REPLICAS=3 needs 3 Gaudi cards (VLLM_TP_SIZE=1 x VLLM_PP_SIZE=1 "
+            "run_vllm.sh: VLLM_REPLICAS=3 needs 3 Gaudi cards (VLLM_TP_SIZE=1 x VLLM_PP_SIZE=1 "
             "per replica); "
             "HABANA_VISIBLE_DEVICES gives 2 (0,1)",
         ),
@@ -466,7 +400,7 @@ def test_demo_with_two_replicas_builds_once_and_waits_for_both(tmp_path: Path) -
         ),
         (
             {"VLLM_REPLICAS": "0", "LLM_DEVICE": "cpu"},
-            "model_server: invalid configuration: VLLM_REPLICAS='0': Input should be greater "
+            "run_vllm.sh: invalid configuration: VLLM_REPLICAS='0': Input should be greater "
             "than or equal to 1",
         ),
     ],
@@ -490,7 +424,7 @@ def test_replicas_without_any_python_is_one_line(tmp_path: Path) -> None:
     assert result.returncode == 1 and log == ""
     assert result.stderr.splitlines()[-1] == (
         "run_vllm.sh: error: VLLM_REPLICAS=2 needs .venv/ or a host python3 with pydantic-settings "
-        "(python -m model_server.replicas plans the replicas)"
+        "(python -m launcher.replicas plans the replicas)"
     )
     result, log = run(
         tmp_path, script=script, python3="broken", LLM_DEVICE="cpu", VLLM_REPLICAS="1"

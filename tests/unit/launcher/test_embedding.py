@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from harness.processes import REPO_ROOT
-from tests.unit.docker.test_run_vllm_docker import repo_copy, run
-from tests.unit.model_server.test_replicas import dry_run
+from launcher import embedding
+from tests.run_vllm_script import native_dry_run as dry_run
+from tests.run_vllm_script import repo_copy
+from tests.run_vllm_script import run_docker_mode as run
 
 PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
 EMBEDDING = "BAAI/bge-base-en-v1.5"
@@ -72,7 +74,7 @@ def test_native_dry_run_keeps_exported_embedding_variables() -> None:
         ),
         (
             {"LLM_EMBEDDING_PORT": "0"},
-            "model_server: invalid configuration: LLM_EMBEDDING_PORT='0': Input should be "
+            "run_vllm.sh: invalid configuration: LLM_EMBEDDING_PORT='0': Input should be "
             "greater than or equal to 1",
         ),
     ],
@@ -144,3 +146,24 @@ def test_compose_checks_the_config_files_where_the_mount_comes_from(tmp_path: Pa
     result, log = run(tmp_path, **exported)
     assert result.returncode == 0, result.stderr
     assert "LLM_MODELS_FILE=/etc/llm-usvc/models.yaml" in log.splitlines()  # compose: unchanged
+
+
+def test_the_embedding_env_file_drops_the_chat_models_own_lines() -> None:
+    text = "LLM_VLLM_PORT=8008\nexport VLLM_MAX_MODEL_LEN=4096\nHF_HOME=/data\n  QUANT_CONFIG=x\n"
+    assert embedding.env_file_text(text) == "HF_HOME=/data\n"
+
+
+def test_the_embedding_command_unsets_exported_chat_variables_and_sets_its_own() -> None:
+    command = embedding.command(
+        {"VLLM_TP_SIZE": "2", "HF_HOME": "/data"},
+        model="M",
+        port=8100,
+        cards="3",
+        python="py",
+        env_file=Path("/tmp/e.env"),
+    )
+    assert command == [
+        "env", "-u", "VLLM_TP_SIZE", "LLM_VLLM_MODEL_NAME=M", "LLM_VLLM_PORT=8100",
+        "VLLM_RUNNER=pooling", "VLLM_CONVERT=embed", "HABANA_VISIBLE_DEVICES=3",
+        "py", "-m", "model_server", "--env-file", "/tmp/e.env",
+    ]  # fmt: skip

@@ -15,9 +15,12 @@ from pathlib import Path
 import pytest
 
 from harness.processes import REPO_ROOT
-from model_server import host_layout as host
-from model_server import replicas as rp
-from model_server.host_layout import CpuLayout, ReplicaPlanError
+from launcher import host_layout as host
+from launcher import replicas as rp
+from launcher.host_layout import CpuLayout, ReplicaPlanError
+from launcher.replica_plan import Replica
+from tests.run_vllm_script import VENV_PYTHON, clean_environ
+from tests.run_vllm_script import native_dry_run as dry_run
 
 
 def nodes(*ranges: tuple[int, int]) -> tuple[tuple[int, ...], ...]:
@@ -182,10 +185,10 @@ def test_a_replica_on_a_single_core_is_noted() -> None:
 
 def test_one_replica_is_the_configuration_as_it_is() -> None:
     plan = rp.plan_cpu(1, 8008, CpuLayout(nodes((0, 63), (64, 127))), host="10.0.0.5")
-    assert plan.replicas == [rp.Replica("http://10.0.0.5:8008", {})]
+    assert plan.replicas == [Replica("http://10.0.0.5:8008", {})]
     assert plan.replicas[0].line() == "http://10.0.0.5:8008 -"
     hpu = rp.plan_hpu(1, 8008, [0, 1, 2, 3], tp_size=2, modules={0: 5})
-    assert hpu.replicas == [rp.Replica("http://127.0.0.1:8008", {})]
+    assert hpu.replicas == [Replica("http://127.0.0.1:8008", {})]
 
 
 @pytest.mark.parametrize(
@@ -380,18 +383,9 @@ def test_visible_cards(tmp_path: Path) -> None:
 # --- the command line and run_vllm.sh --native --dry-run ---
 
 
-def clean_environ(**extra: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.upper().startswith(("LLM_", "VLLM_", "HF_", "HABANA_", "PT_HPU_", "IF_FP8"))
-    }
-    return {**env, **extra}
-
-
 def run_module(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(REPO_ROOT / ".venv" / "bin" / "python"), "-m", "model_server.replicas", *args],
+        [str(VENV_PYTHON), "-m", "launcher.replicas", *args],
         cwd=REPO_ROOT,
         env=clean_environ(**env),
         capture_output=True,
@@ -418,18 +412,18 @@ def test_cli_prints_one_line_per_replica() -> None:
     [
         (
             {"VLLM_REPLICAS": "65"},
-            "model_server: invalid configuration: VLLM_REPLICAS='65': Input should be less than "
+            "run_vllm.sh: invalid configuration: VLLM_REPLICAS='65': Input should be less than "
             "or equal to 64",
         ),
         (
             {"VLLM_REPLICAS": "2", "VLLM_CPU_OMP_THREADS_BIND": "0-3"},
-            "model_server: VLLM_REPLICAS=2 binds each replica to its own cores: leave "
+            "run_vllm.sh: VLLM_REPLICAS=2 binds each replica to its own cores: leave "
             "VLLM_CPU_OMP_THREADS_BIND=auto, not '0-3' (to keep vLLM off some cores, start "
             "run_vllm.sh under taskset -c LIST)",
         ),
         (
             {"VLLM_REPLICAS": "64"},
-            "model_server: VLLM_REPLICAS=64 needs 64 physical cores",
+            "run_vllm.sh: VLLM_REPLICAS=64 needs 64 physical cores",
         ),
     ],
 )
@@ -441,21 +435,6 @@ def test_cli_refuses_with_one_line(env: dict[str, str], message: str) -> None:
     assert result.stdout == ""
     assert len(result.stderr.splitlines()) == 1
     assert result.stderr.startswith(message), result.stderr
-
-
-def dry_run(**env: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
-    """run_vllm.sh --native --dry-run, and its output lines (the .venv/ check's left out)."""
-    result = subprocess.run(
-        [str(REPO_ROOT / "run_vllm.sh"), "--native", "--dry-run"],
-        env=clean_environ(**env),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    return result, [
-        line for line in result.stdout.splitlines() if not line.startswith("bootstrap:")
-    ]
 
 
 def two_cores() -> CpuLayout:
@@ -537,12 +516,8 @@ def test_native_refuses_more_replicas_than_cores_with_one_line() -> None:
 
 def test_native_demo_runs_vllm_eagerly_unless_told_otherwise() -> None:
     """The tiny model gains nothing from compiled graphs; compiling them doubles the boot."""
-    script = [str(REPO_ROOT / "run_vllm.sh"), "--native", "--dry-run", "--demo"]
     for env, eager in (({}, True), ({"VLLM_ENFORCE_EAGER": "false"}, False)):
-        result = subprocess.run(
-            script, env=clean_environ(LLM_DEVICE="cpu", **env), capture_output=True, text=True,
-            timeout=120, check=False,
-        )  # fmt: skip
+        result, out = dry_run("--demo", LLM_DEVICE="cpu", **env)
         assert result.returncode == 0, result.stderr
-        vllm = next(line for line in result.stdout.splitlines() if "api_server" in line)
+        vllm = next(line for line in out if "api_server" in line)
         assert ("--enforce-eager" in vllm) is eager, vllm

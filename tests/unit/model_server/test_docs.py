@@ -1,4 +1,4 @@
-"""The device .env files name only variables a service of their stack reads.
+"""The device .env files name only variables a service of their stack, or the launcher, reads.
 
 The variable reference, docs/configuration.md, is generated from the settings classes and checked
 by tests/static/test_config_docs.py; tests/static/test_compose_env.py checks that every setting
@@ -11,12 +11,13 @@ import pytest
 
 from fp8_quant.settings import Fp8Settings
 from harness.processes import REPO_ROOT
+from launcher.settings import LauncherSettings
 from microservice.settings import MicroserviceSettings
 from model_server.settings import ModelServerSettings
 
 STACK_SETTINGS = {
-    "cpu": (ModelServerSettings, MicroserviceSettings),
-    "hpu": (ModelServerSettings, MicroserviceSettings, Fp8Settings),
+    "cpu": (ModelServerSettings, MicroserviceSettings, LauncherSettings),
+    "hpu": (ModelServerSettings, MicroserviceSettings, Fp8Settings, LauncherSettings),
 }
 
 
