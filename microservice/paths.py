@@ -13,3 +13,8 @@ METRICS = "/metrics"
 
 MODEL_PATHS = (CHAT, COMPLETIONS, EMBEDDINGS)
 ALL = frozenset({*MODEL_PATHS, MODELS, HEALTH_CHECK, LIVENESS, METRICS})
+
+# vLLM's own, asked by the replica probes: ready once the model is loaded, what it serves, load.
+VLLM_HEALTH = "/health"
+VLLM_MODELS = MODELS
+VLLM_METRICS = METRICS

@@ -122,7 +122,9 @@ async def health_check(state: StateDep) -> Response:
     default = state.models.default
     readiness = await default.health.check()
     endpoints = ",".join(default.spec.endpoints)
-    body = readiness.body(default.name, endpoints, default.info.max_model_len)
+    body = readiness.body(
+        model=default.name, endpoint=endpoints, max_model_len=default.info.max_model_len
+    )
     others = [m for m in state.models.all if m is not default]
     body["models"] = {default.name: {"ready": readiness.ready, "reason": readiness.reason}}
     for model in others:

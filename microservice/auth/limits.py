@@ -85,7 +85,7 @@ def _wait_for_room(buckets: Buckets, total: int, most: int, now: float) -> float
     return 0.0
 
 
-def _until_empty(buckets: Buckets, now: float, adding: bool) -> float:
+def _until_empty(buckets: Buckets, now: float, *, adding: bool) -> float:
     """Seconds until the newest counted bucket (the current one when adding) leaves."""
     newest = buckets[-1][0] if buckets else None
     if adding:
@@ -116,13 +116,13 @@ def judge(key: ApiKey, now: float, requests: Buckets, tokens: Buckets) -> Verdic
         headers += [
             ("x-ratelimit-limit-requests", str(key.rpm)),
             ("x-ratelimit-remaining-requests", str(max(0, key.rpm - used))),
-            ("x-ratelimit-reset-requests", reset_text(_until_empty(requests, now, allowed))),
+            ("x-ratelimit-reset-requests", reset_text(_until_empty(requests, now, adding=allowed))),
         ]
     if key.tpm is not None:
         headers += [
             ("x-ratelimit-limit-tokens", str(key.tpm)),
             ("x-ratelimit-remaining-tokens", str(max(0, key.tpm - tok_total))),
-            ("x-ratelimit-reset-tokens", reset_text(_until_empty(tokens, now, False))),
+            ("x-ratelimit-reset-tokens", reset_text(_until_empty(tokens, now, adding=False))),
         ]
     retry_after = 0 if allowed else min(WINDOW_S, max(1, math.ceil(max(waits) - 1e-9)))
     return Verdict(allowed, refused_by, retry_after, tuple(headers))

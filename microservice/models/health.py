@@ -23,7 +23,7 @@ class Readiness:
     reason: str
     replicas: list[dict[str, Any]] = field(default_factory=list)
 
-    def body(self, model: str, endpoint: str, max_model_len: int | None) -> dict[str, Any]:
+    def body(self, *, model: str, endpoint: str, max_model_len: int | None) -> dict[str, Any]:
         return {
             "status": "ok" if self.ready else "unavailable",
             "model_server": {"endpoint": endpoint, "ready": self.ready, "reason": self.reason},

@@ -23,9 +23,9 @@ LOGGER_NAME = "microservice"
 class RequestJsonFormatter(JsonFormatter):
     """The launcher's JSON line format plus ``request_id`` when one is being served.
 
-    It writes the access line of every request, so it writes with orjson (the json module
-    was most of the line's cost, docs/benchmarks.md); what orjson cannot write (an int over
-    64 bits) falls back to json rather than lose the line."""
+    It writes the access line of every request, so it writes with orjson, a fraction of the
+    json module's cost (docs/benchmarks.md); what orjson cannot write (an int over 64 bits)
+    falls back to json rather than lose the line."""
 
     def format(self, record: logging.LogRecord) -> str:
         event = self.event(record)

@@ -118,7 +118,7 @@ class ReplicaPool:
         if replica.healthy and not was_healthy:
             self._room.wake_one()  # a returning replica takes a waiting request at once
 
-    async def check_now(self, force: bool = False) -> None:
+    async def check_now(self, *, force: bool = False) -> None:
         """Probe every replica now (nothing routable, or a stale health answer); concurrent
         callers share one round, and rounds are at least CHECK_NOW_SPACING_S apart unless
         ``force`` (a health check, which must never answer from a failure)."""
@@ -164,7 +164,9 @@ class ReplicaPool:
         self._metrics.in_flight_of(replica.url).set(replica.in_flight)
         self._room.wake_one()
 
-    def failed(self, replica: Replica, error: ModelServerError, mid_stream: bool = False) -> None:
+    def failed(
+        self, replica: Replica, error: ModelServerError, *, mid_stream: bool = False
+    ) -> None:
         """A request failed on this replica. A connection that could not be made, or was lost
         before the answer began, takes it out of the rotation at once; an HTTP error, or a
         stream cut once under way, leaves that to its probe (one bad request must not take

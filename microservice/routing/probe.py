@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import orjson
 
+from microservice import paths
 from microservice.errors import ModelServerError, ModelServerTimeout, ModelServerUnreachable
 from microservice.routing.model_info import ModelInfo, find_model
 from microservice.routing.replica import Load, Replica, parse_load
@@ -22,14 +23,14 @@ async def probe(
 ) -> None:
     url = replica.url
     try:
-        health = await client.get(url, "/health", limit_s)
+        health = await client.get(url, paths.VLLM_HEALTH, limit_s)
         if health.status != 200:
             replica.mark_down(f"model server is not ready (health {health.status})")
             return
         if not replica.healthy:
             reason, wrong_model = await _serves_model(client, url, info, limit_s)
             if reason is not None:
-                replica.mark_down(reason, wrong_model)
+                replica.mark_down(reason, wrong_model=wrong_model)
                 return
         load = await _load(client, url, limit_s)
     except ModelServerUnreachable:
@@ -53,7 +54,7 @@ async def _serves_model(
 ) -> tuple[str | None, bool]:
     """(None, False) when the replica serves our model (its context length is learned); else
     why not, and whether it is up but serves other models."""
-    models = await client.get(url, "/v1/models", limit_s)
+    models = await client.get(url, paths.VLLM_MODELS, limit_s)
     if models.status != 200:
         return f"model server lists no models (status {models.status})", False
     try:
@@ -71,7 +72,7 @@ async def _serves_model(
 async def _load(client: ModelServerClient, url: str, limit_s: float) -> Load:
     """The engine's load; a replica without /metrics is routed on our own counts alone."""
     try:
-        metrics = await client.get(url, "/metrics", limit_s)
+        metrics = await client.get(url, paths.VLLM_METRICS, limit_s)
     except ModelServerTimeout:
         return Load()
     if metrics.status != 200:

@@ -54,7 +54,7 @@ class Replica:
         self.slow_checks = 0
         self.checked_at = time.monotonic()
 
-    def mark_down(self, reason: str, wrong_model: bool = False) -> None:
+    def mark_down(self, reason: str, *, wrong_model: bool = False) -> None:
         """Out of the rotation at once; the next good probe brings it back."""
         self.healthy, self.reason, self.last_error = False, reason, reason
         self.wrong_model = wrong_model
