@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,29 +11,15 @@ import pytest
 from harness import servers
 from harness.processes import Server
 from harness.server_envs import QUICK_BOOT
+from tests.config_env import is_config
 from tests.otlp_receiver import OtlpReceiver
-
-# Variables that would leak the developer's own configuration into the tests.
-CONFIG_PREFIXES = (
-    "LLM_",
-    "VLLM_",
-    "HF_",
-    "HABANA_",
-    "PT_HPU_",
-    "QUANT_CONFIG",
-    "IF_FP8",
-    "FP8_",
-    "OTEL_",
-)
 
 
 @pytest.fixture
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     """An environment with none of the stack's variables set, for settings tests."""
-    import os
-
     for name in list(os.environ):
-        if name.upper().startswith(CONFIG_PREFIXES) or name == "OMP_NUM_THREADS":
+        if is_config(name):
             monkeypatch.delenv(name, raising=False)
     return monkeypatch
 

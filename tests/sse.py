@@ -5,10 +5,17 @@ from __future__ import annotations
 import ast
 import json
 
+DATA = "data: "
+
+
+def line_data(line: str) -> str | None:
+    """The payload of one line of an SSE body read line by line; None for any other line."""
+    return line[len(DATA) :] if line.startswith(DATA) else None
+
 
 def sse_data(text: str) -> list[str]:
     """The ``data:`` payloads of an SSE body, in order."""
-    return [line[len("data: ") :] for line in text.split("\n") if line.startswith("data: ")]
+    return [data for line in text.split("\n") if (data := line_data(line)) is not None]
 
 
 def opea_stream_text(events: list[str]) -> str:

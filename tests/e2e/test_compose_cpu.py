@@ -26,6 +26,7 @@ import pytest
 from harness.processes import free_port
 from tests.e2e import engine as eng
 from tests.e2e.conftest import COMPOSE, E2E, IMAGES, STACK_DIR, compose_build_env
+from tests.sse import line_data, opea_stream_text, openai_stream_text
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
@@ -204,12 +205,34 @@ def _chat(stack: Stack, body: dict[str, Any]) -> dict[str, Any]:
     return answer
 
 
+def _vllm_text(stack: Stack, opea: dict[str, Any]) -> str:
+    """What vLLM answers directly to the OPEA body's messages and sampling: the reference."""
+    messages = opea["messages"]
+    sampling = {k: opea[k] for k in ("top_p", "temperature", "top_k", "repetition_penalty")}
+    body = {
+        "model": MODEL_IN_CONTAINER,
+        "messages": [
+            {"role": "system", "content": messages["system"]},
+            {"role": "user", "content": messages["user"]},
+        ],
+        "max_tokens": opea["max_new_tokens"],
+        **sampling,
+    }
+    response = httpx.post(stack.vllm_url + "/v1/chat/completions", json=body, timeout=60)
+    assert response.status_code == 200, response.text
+    return str(response.json()["choices"][0]["message"]["content"])
+
+
+GREEDY_OPEA = {**OPEA_BODY, "temperature": 0}  # the same text every time, to compare
+
+
 def test_microservice_opea_form_non_streaming(stack: Stack) -> None:
-    body = _chat(stack, {**OPEA_BODY, "streaming": False})
+    body = _chat(stack, {**GREEDY_OPEA, "streaming": False})
+    assert list(body) == ["id", "text", "prompt", "streaming", "output_guardrail_params"]
     assert body["prompt"] == "What is deep learning?"
     assert body["streaming"] is False
-    assert isinstance(body["text"], str)
-    assert "id" in body
+    assert body["text"] == _vllm_text(stack, GREEDY_OPEA)
+    int(body["id"], 16)  # hex, as upstream
 
 
 def _sse_data(stack: Stack, body: dict[str, Any]) -> tuple[str, list[str]]:
@@ -218,15 +241,15 @@ def _sse_data(stack: Stack, body: dict[str, Any]) -> tuple[str, list[str]]:
     ) as response:
         assert response.status_code == 200, response.read()
         content_type = response.headers["content-type"]
-        events = [line[len("data:") :].strip() for line in response.iter_lines() if line]
+        events = [data for line in response.iter_lines() if (data := line_data(line)) is not None]
     return content_type, events
 
 
 def test_microservice_opea_form_streaming(stack: Stack) -> None:
-    content_type, events = _sse_data(stack, {**OPEA_BODY, "streaming": True})
+    content_type, events = _sse_data(stack, {**GREEDY_OPEA, "streaming": True})
     assert content_type.startswith("text/event-stream")
-    assert events[-1] == "[DONE]"
     assert len(events) >= 2
+    assert opea_stream_text(events) == _vllm_text(stack, GREEDY_OPEA)
 
 
 OPENAI_BODY = {
@@ -246,9 +269,7 @@ def test_microservice_openai_form_non_streaming(stack: Stack) -> None:
 def test_microservice_openai_form_streaming(stack: Stack) -> None:
     content_type, events = _sse_data(stack, {**OPENAI_BODY, "stream": True})
     assert content_type.startswith("text/event-stream")
-    assert events[-1] == "[DONE]"
-    chunks = [json.loads(event) for event in events[:-1]]
-    assert all(chunk["object"] == "chat.completion.chunk" for chunk in chunks)
+    openai_stream_text(events)  # chat.completion.chunk events, then [DONE]
 
 
 def test_structured_output_without_triton(stack: Stack) -> None:

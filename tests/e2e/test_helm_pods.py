@@ -25,6 +25,7 @@ from tests.e2e import kubelet
 from tests.e2e.conftest import E2E
 from tests.e2e.kubelet_objects import Objects, pod_template
 from tests.helm.chart import NAMESPACE, Helm, by_kind, one
+from tests.sse import line_data, opea_stream_text
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
@@ -126,5 +127,6 @@ def test_opea_stream_through_the_microservice(booted: Booted) -> None:
         "POST", booted.usvc_url + "/v1/chat/completions", json=body, timeout=120
     ) as response:
         assert response.status_code == 200
-        events = [line for line in response.iter_lines() if line.startswith("data:")]
-    assert events[-1] == "data: [DONE]" and len(events) >= 2
+        events = [data for line in response.iter_lines() if (data := line_data(line)) is not None]
+    assert len(events) >= 2
+    opea_stream_text(events)  # Python reprs of text, then [DONE]

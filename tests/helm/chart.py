@@ -133,3 +133,13 @@ def container_env(container: dict[str, Any], objects: list[dict[str, Any]]) -> d
 
 def load_yaml(path: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
+
+
+# The chart's FP8 calibration turned on, with the cache and TP size it needs.
+FP8_SETS = {
+    "fp8.enabled": "true",
+    "fp8.datasetPath": "/data/calibration/prompts.pkl",
+    "vllm.cache.persistence": "true",
+    "vllm.cache.accessModes[0]": "ReadWriteMany",
+    "vllm.env.VLLM_TP_SIZE": "2",
+}

@@ -13,6 +13,7 @@ import pytest
 from tests.helm import validate
 from tests.helm.chart import (
     CHART,
+    FP8_SETS,
     GAUDI_VALUES,
     NAMESPACE,
     Helm,
@@ -24,13 +25,6 @@ from tests.helm.chart import (
 )
 
 KUBE_VERSIONS = ("1.30.0", "1.34.0")
-FP8_SETS = {
-    "fp8.enabled": "true",
-    "fp8.datasetPath": "/data/calibration/prompts.pkl",
-    "vllm.cache.persistence": "true",
-    "vllm.cache.accessModes[0]": "ReadWriteMany",
-    "vllm.env.VLLM_TP_SIZE": "2",
-}
 EVERYTHING_ON = {
     "metrics.serviceMonitor.enabled": "true",
     "metrics.dashboard.enabled": "true",

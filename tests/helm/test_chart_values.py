@@ -11,8 +11,7 @@ from common.config_loading import load
 from fp8_quant.layout import MANIFEST_FILE
 from fp8_quant.settings import Fp8Settings
 from model_server.settings import ModelServerSettings
-from tests.helm.chart import GAUDI_VALUES, Helm, by_kind, container_env, one
-from tests.helm.test_chart_render import FP8_SETS
+from tests.helm.chart import FP8_SETS, GAUDI_VALUES, Helm, by_kind, container_env, one
 
 CANARY = "hf_canary_value_never_rendered"
 

@@ -23,7 +23,7 @@ from fp8_quant import layout, ranks, vllm_names
 from harness.processes import REPO_ROOT
 from model_server.render import render
 from model_server.settings import ModelServerSettings
-from tests.conftest import CONFIG_PREFIXES
+from tests.config_env import without_config
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ Runner = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def _env(model: Path, hf_home: Path, dataset: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(CONFIG_PREFIXES)}
+    env = without_config(os.environ)
     env.update(
         LLM_DEVICE="cpu",
         LLM_VLLM_MODEL_NAME=str(model),

@@ -7,23 +7,14 @@ started by the tests that need them. Every process is stopped by its PID.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from harness import servers
 from harness.processes import Server, free_port, python_module, running
+from tests.integration.microservice.helpers import microservice
 
 CONNECTORS = ("generic", "langchain")
-
-
-@contextmanager
-def microservice(name: str, endpoint: str, model: str, **extra: str) -> Iterator[Server]:
-    """Start ``python -m microservice`` on a free port; yield once its liveness answers."""
-    log_path = Path("test-logs") / f"microservice-{name}.log"
-    with servers.microservice(endpoint, model, log_path, **extra) as server:
-        yield server
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 
 from tests.integration.microservice.helpers import metric
+from tests.sse import line_data
 
 IDLE_TIMEOUT_S = 60.0
 POLL_S = 0.02
@@ -43,7 +44,7 @@ async def _read_events_then_leave(client: httpx.AsyncClient, url: str, body: Any
         assert response.status_code == 200, await response.aread()
         events = 0
         async for line in response.aiter_lines():
-            events += line.startswith("data: ")
+            events += line_data(line) is not None
             if events == 2:  # the role chunk and a first token went through the proxy
                 return  # leaving the block closes the connection
 

@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from harness import servers
 from harness.processes import Server
+
+
+@contextmanager
+def microservice(name: str, endpoint: str, model: str, **extra: str) -> Iterator[Server]:
+    """Start ``python -m microservice`` on a free port; yield once its liveness answers."""
+    log_path = Path("test-logs") / f"microservice-{name}.log"
+    with servers.microservice(endpoint, model, log_path, **extra) as server:
+        yield server
 
 
 def post(server: Server, body: dict[str, Any], **kwargs: Any) -> httpx.Response:

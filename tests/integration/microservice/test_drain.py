@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from harness.processes import Server
-from tests.integration.microservice.conftest import microservice
+from tests.integration.microservice.helpers import microservice
+from tests.sse import line_data
 
 pytestmark = pytest.mark.integration
 
@@ -42,8 +43,9 @@ def test_sigterm_finishes_open_streams_then_exits(vllm_server: Server, tiny_mode
                     "POST", usvc.base_url + "/v1/chat/completions", json=body, timeout=120
                 ) as response:
                     for line in response.iter_lines():
-                        if line.startswith("data:"):
-                            events.append(line[5:].strip())
+                        data = line_data(line)
+                        if data is not None:
+                            events.append(data)
                             first_event.set()
             except BaseException as error:  # reported by the test thread below
                 failure.append(error)

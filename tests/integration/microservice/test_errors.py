@@ -13,8 +13,7 @@ import httpx
 import pytest
 
 from harness.processes import Server, free_port
-from tests.integration.microservice.conftest import microservice
-from tests.integration.microservice.helpers import post
+from tests.integration.microservice.helpers import microservice, post
 from tests.sse import sse_data
 
 pytestmark = pytest.mark.integration

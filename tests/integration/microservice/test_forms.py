@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 
 import httpx
@@ -10,6 +11,7 @@ import pytest
 
 from harness.processes import Server
 from tests.integration.microservice.helpers import post, vllm_chat
+from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 from tests.sse import opea_stream_text, openai_stream_text, sse_data
 
 pytestmark = pytest.mark.integration
@@ -50,11 +52,26 @@ def test_opea_streaming_is_repr_events_then_done(
     assert opea_stream_text(events) == expected
 
 
-def test_opea_upstream_defaults_apply(usvc: Server) -> None:
-    """Only messages: upstream's defaults (streaming, 0.01, 0.95, 1024 capped by the model)."""
-    response = post(usvc, {"messages": {"user": USER}})
+def test_opea_upstream_defaults_apply(usvc: Server, otlp_receiver: OtlpReceiver) -> None:
+    """Only messages: upstream's defaults reach vLLM (temperature 0.01, top_p 0.95, 1024 new
+    tokens, capped by the model's context of 512), and the answer streams. vLLM's own request
+    span says what it ran with: the client's trace reaches it through the microservice."""
+    trace_id = secrets.token_hex(16)
+    traceparent = f"00-{trace_id}-{secrets.token_hex(8)}-01"
+    response = post(usvc, {"messages": {"user": USER}}, headers={"traceparent": traceparent})
     assert response.status_code == 200, response.text
-    assert sse_data(response.text)[-1] == "[DONE]"
+    assert response.headers["content-type"].startswith("text/event-stream")
+    opea_stream_text(sse_data(response.text))
+
+    def vllm_span(spans: list[ReceivedSpan]) -> bool:
+        return any(s.trace_id == trace_id and s.service_name != "llm-microservice" for s in spans)
+
+    [span] = [s for s in otlp_receiver.wait_for(vllm_span, timeout=60) if s.trace_id == trace_id]
+    ran_with = span.attributes
+    assert ran_with["gen_ai.request.temperature"] == pytest.approx(0.01)
+    assert ran_with["gen_ai.request.top_p"] == pytest.approx(0.95)
+    prompt_tokens = ran_with["gen_ai.usage.prompt_tokens"]
+    assert ran_with["gen_ai.request.max_tokens"] == 512 - prompt_tokens  # all that fits
 
 
 def test_opea_with_every_upstream_field(usvc: Server) -> None:

@@ -32,7 +32,7 @@ from harness.processes import Server
 from microservice.api.openapi import build_openapi
 from microservice.app import create_app
 from microservice.settings import MicroserviceSettings
-from tests.integration.microservice.conftest import microservice
+from tests.integration.microservice.helpers import microservice
 
 pytestmark = pytest.mark.integration
 

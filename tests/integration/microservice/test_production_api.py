@@ -20,7 +20,7 @@ import pytest
 
 from harness.processes import Server
 from harness.redis import redis_server
-from tests.integration.microservice.conftest import microservice
+from tests.integration.microservice.helpers import microservice
 from tests.otlp_receiver import OtlpReceiver, ReceivedSpan
 
 pytestmark = pytest.mark.integration

@@ -27,8 +27,7 @@ from harness.processes import Server, python_module, wait_until_healthy
 from harness.server_envs import QUICK_BOOT, vllm_env
 from microservice.app import create_app
 from microservice.settings import MicroserviceSettings
-from tests.integration.microservice.conftest import microservice
-from tests.integration.microservice.helpers import metric
+from tests.integration.microservice.helpers import metric, microservice
 
 pytestmark = pytest.mark.integration
 

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from harness.processes import Server
+from tests.sse import line_data, openai_stream_text, sse_data
 
 pytestmark = pytest.mark.integration
 
@@ -80,14 +81,7 @@ def test_chat_streaming_joins_to_the_non_streamed_answer(
     response = _chat(vllm_server, tiny_model, stream=True)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
-    events = [
-        line[len("data: ") :] for line in response.text.splitlines() if line.startswith("data: ")
-    ]
-    assert events[-1] == "[DONE]"
-    chunks = [json.loads(e) for e in events[:-1]]
-    assert all(c["object"] == "chat.completion.chunk" for c in chunks)
-    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
-    assert text == whole
+    assert openai_stream_text(sse_data(response.text)) == whole
 
 
 def test_completion_streaming(vllm_server: Server, tiny_model: Path) -> None:
@@ -104,6 +98,6 @@ def test_completion_streaming(vllm_server: Server, tiny_model: Path) -> None:
         },
         timeout=60,
     ) as response:
-        lines = [line for line in response.iter_lines() if line.startswith("data: ")]
-    assert lines[-1] == "data: [DONE]"
-    assert len(lines) >= 2
+        events = [data for line in response.iter_lines() if (data := line_data(line)) is not None]
+    assert events[-1] == "[DONE]"
+    assert len(events) >= 2

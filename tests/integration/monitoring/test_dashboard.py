@@ -25,6 +25,7 @@ import yaml
 from harness import servers
 from harness.processes import REPO_ROOT, Server, free_port, wait_until_healthy
 from harness.prometheus import Prometheus, Sample, dashboard_queries, finite, prometheus
+from tests.sse import line_data
 
 pytestmark = pytest.mark.integration
 
@@ -124,7 +125,7 @@ def admission_refusal(
             "POST", "/v1/chat/completions", json=long_stream, headers=headers
         ) as holder:
             assert holder.status_code == 200, holder.read()
-            next(line for line in holder.iter_lines() if line.startswith("data:"))
+            next(line for line in holder.iter_lines() if line_data(line) is not None)
             reply = client.post("/v1/chat/completions", json=chat(model), headers=headers)
         if reply.status_code != 200 or time.monotonic() > deadline:
             return reply
