@@ -10,6 +10,7 @@ and with ``--verbose`` everything.
 from __future__ import annotations
 
 import re
+import threading
 from typing import IO
 
 # A vLLM log record, "(APIServer pid=7) INFO 01-02 10:11:12 [file.py:3] ...", or uvicorn's
@@ -42,12 +43,24 @@ class ConsoleFilter:
         return self._in_error
 
 
-def relay(source: IO[bytes], log: IO[bytes], console: IO[bytes], shown: ConsoleFilter) -> None:
+class SharedLog:
+    """One log file that several streams (a server's stdout and stderr) write whole lines to."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+        self._lock = threading.Lock()
+
+    def write(self, line: bytes) -> None:
+        with self._lock:
+            self._file.write(line)
+            self._file.flush()
+
+
+def relay(source: IO[bytes], log: SharedLog, console: IO[bytes], shown: ConsoleFilter) -> None:
     """Copy ``source`` line by line into ``log``, and the lines ``shown`` passes to
     ``console``, until ``source`` ends."""
     for line in iter(source.readline, b""):
         log.write(line)
-        log.flush()
         if shown.shows(line.decode(errors="replace")):
             console.write(line)
             console.flush()

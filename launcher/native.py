@@ -20,10 +20,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import IO
 
 from launcher import embedding, supervisor
 from launcher.config import Stack
-from launcher.console import ConsoleFilter, relay
+from launcher.console import ConsoleFilter, SharedLog, relay
 from launcher.demo import requests_text
 from launcher.errors import refuse
 from launcher.replica_plan import Replica
@@ -201,17 +202,29 @@ def run(stack: Stack, *, python: str, verbose: bool, has_taskset: bool, log: log
 def _start_logged(
     server: ModelServer, stack: Stack, logs: Path, *, verbose: bool
 ) -> supervisor.Process:
-    """Start a model server whose output goes to its log file, and to the console filtered."""
-    process = supervisor.start(server.command, env=stack.env, output=subprocess.PIPE)
-    assert process.stdout is not None
-    source, shown = process.stdout, ConsoleFilter(verbose=verbose)
-
-    def copy() -> None:
-        with (logs / server.log_name).open("wb") as log_file:
-            relay(source, log_file, sys.stdout.buffer, shown)
-
-    threading.Thread(target=copy, daemon=True).start()
+    """Start a model server whose stdout and stderr go to its log file, and to the console's
+    stdout and stderr filtered."""
+    pipe = subprocess.PIPE
+    process = supervisor.start(server.command, env=stack.env, output=pipe, errors=pipe)
+    log_file = (logs / server.log_name).open("wb")
+    log = SharedLog(log_file)
+    streams = ((process.stdout, sys.stdout.buffer), (process.stderr, sys.stderr.buffer))
+    threads = [
+        threading.Thread(
+            target=relay, args=(source, log, console, ConsoleFilter(verbose=verbose)), daemon=True
+        )
+        for source, console in streams
+    ]
+    for thread in threads:
+        thread.start()
+    threading.Thread(target=_close_after, args=(threads, log_file), daemon=True).start()
     return process
+
+
+def _close_after(threads: list[threading.Thread], file: IO[bytes]) -> None:
+    for thread in threads:
+        thread.join()
+    file.close()
 
 
 def _serve(

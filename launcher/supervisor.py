@@ -25,15 +25,17 @@ def start(
     env: Mapping[str, str],
     cwd: Path | None = None,
     output: IO[bytes] | int | None = None,
+    errors: IO[bytes] | int | None = subprocess.STDOUT,
 ) -> Process:
     """``args`` in a new session (its own process group, away from the terminal's Ctrl-C);
-    ``output``: where its stdout and stderr go together (None: this process's own)."""
+    ``output``: where its stdout goes (None: this process's own), ``errors`` its stderr (by
+    default with its stdout)."""
     return subprocess.Popen(
         list(args),
         env=dict(env),
         cwd=cwd,
         stdout=output,
-        stderr=None if output is None else subprocess.STDOUT,
+        stderr=None if output is None else errors,
         start_new_session=True,
     )
 

@@ -1,4 +1,5 @@
-"""`python -m <service> --check`: what run_vllm.sh asks instead of re-implementing the rules.
+"""`python -m <service> --check`: an operator's check of a configuration, by the service's own
+rules (the launcher loads the same settings directly).
 
 It prints the validated values as NAME=value lines (secrets left out) and exits 0, or prints
 the one-line error and exits 2.

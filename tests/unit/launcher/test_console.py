@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from launcher.console import ConsoleFilter, relay
+from launcher.console import ConsoleFilter, SharedLog, relay
 
 ACCESS = '(APIServer pid=7) INFO:     127.0.0.1:5 - "GET /health HTTP/1.1" 200 OK'
 ROUTE = "(APIServer pid=7) INFO 01-02 10:11:12 [launcher.py:34] Route: /health, Methods: GET"
@@ -52,6 +52,6 @@ def test_verbose_shows_everything() -> None:
 def test_relay_logs_every_line_and_shows_the_filtered_ones() -> None:
     source = io.BytesIO(f"{ACCESS}\n{ERROR}\n{ROUTE}\n".encode())
     log, console = io.BytesIO(), io.BytesIO()
-    relay(source, log, console, ConsoleFilter(verbose=False))
+    relay(source, SharedLog(log), console, ConsoleFilter(verbose=False))
     assert log.getvalue() == source.getvalue()
     assert console.getvalue() == f"{ERROR}\n".encode()
