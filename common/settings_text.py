@@ -1,5 +1,6 @@
-"""Settings as text for the command line: ``--check`` prints the validated values for
-run_vllm.sh to read, ``--help-env`` the variables a service reads. Same for every service."""
+"""Settings as text for the command line: ``--check`` prints the validated values (an
+operator's check of a configuration), ``--help-env`` the variables a service reads. Same for
+every service."""
 
 from __future__ import annotations
 

@@ -22,8 +22,7 @@ from microservice.settings import MicroserviceSettings, load_settings
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-# The app and uvicorn are imported where they are used: `--check` needs only the settings, so
-# run_vllm.sh can validate with any Python that has pydantic-settings.
+# The app and uvicorn are imported where they are used: `--check` needs only the settings.
 
 
 # Several workers are separate processes: the settings validated once here reach them as JSON.
