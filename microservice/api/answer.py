@@ -14,7 +14,7 @@ from microservice.auth.guard import Caller
 from microservice.forms.shape import AnswerShape
 from microservice.models.served_models import ServedModel
 from microservice.relay.client_events import client_events
-from microservice.relay.disconnect import unless_disconnected
+from microservice.relay.disconnect import DisconnectWatch, unless_disconnected
 from microservice.relay.sse_response import start_stream
 from microservice.upstream.model_call import ModelCall
 
@@ -37,13 +37,18 @@ async def answer(
         service.metrics.first_token(shape.form, "false").observe(time.perf_counter() - start)
         on_usage(completion.usage)
         return Response(shape.body(completion), media_type="application/json")
-    chunks = await unless_disconnected(request.receive, served.dispatcher.stream(call))
-    events = client_events(
-        chunks,
-        event=shape.event,
-        keep_usage_chunk=shape.keep_usage_chunk,
-        on_usage=on_usage,
-        ttft=service.metrics.first_token(shape.form, "true"),
-        start=start,
-    )
-    return await start_stream(events)
+    watch = DisconnectWatch(request.receive)  # the stream's response stops it
+    try:
+        chunks = await watch.unless_gone(served.dispatcher.stream(call))
+        events = client_events(
+            chunks,
+            event=shape.event,
+            keep_usage_chunk=shape.keep_usage_chunk,
+            on_usage=on_usage,
+            ttft=service.metrics.first_token(shape.form, "true"),
+            start=start,
+        )
+        return await start_stream(events, watch)
+    except BaseException:
+        watch.stop()
+        raise

@@ -1,5 +1,6 @@
 """Noticing that the client left, so that the call to vLLM is closed and vLLM aborts the
-generation: one waiting ``receive()`` per request, nothing per event."""
+generation: one waiting ``receive()`` per request, from the call's start to the answer's end,
+nothing per event."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ class ClientGone(Exception):
 
 
 class DisconnectWatch:
-    """Cancels the current task when the client disconnects."""
+    """Cancels the current task when the client disconnects; made in the task that answers,
+    and stopped once the answer ended."""
 
     def __init__(self, receive: Receive) -> None:
         self.cancel = TaskCancel()
@@ -32,20 +34,25 @@ class DisconnectWatch:
         if waiter.result()["type"] == "http.disconnect":
             self.cancel.fire()
 
+    async def unless_gone(self, work: Awaitable[T]) -> T:
+        """Await ``work``; if the client disconnects first, it is cancelled (closing the call
+        to vLLM) and ``ClientGone`` raised."""
+        try:
+            return await work
+        except asyncio.CancelledError:
+            if not self.cancel.took_back():
+                raise
+            raise ClientGone() from None
+
     def stop(self) -> None:
         self._waiter.remove_done_callback(self._on_message)
         self._waiter.cancel()
 
 
 async def unless_disconnected(receive: Receive, work: Awaitable[T]) -> T:
-    """Await ``work``; if the client disconnects first, it is cancelled (closing the call to
-    vLLM) and ``ClientGone`` raised."""
+    """``work`` under a watch of its own, for an answer that is whole once ``work`` is."""
     watch = DisconnectWatch(receive)
     try:
-        return await work
-    except asyncio.CancelledError:
-        if not watch.cancel.took_back():
-            raise
-        raise ClientGone() from None
+        return await watch.unless_gone(work)
     finally:
         watch.stop()

@@ -31,22 +31,28 @@ SSE_RAW_HEADERS = (
 
 class SSEResponse(Response):
     """Plain ASGI server-sent events: one ``send`` per write, the iterator closed however the
-    response ends, the client's disconnect noticed at once. Under uvicorn, the events after the
-    first are offered the client's socket (``client_socket``), so that the stream can be
-    pushed."""
+    response ends, the client's disconnect noticed at once by the request's ``watch`` (stopped
+    here). Under uvicorn, the events after the first are offered the client's socket
+    (``client_socket``), so that the stream can be pushed."""
 
-    def __init__(self, first: bytes, events: AsyncGenerator[bytes, Consumer | None]) -> None:
+    def __init__(
+        self,
+        first: bytes,
+        events: AsyncGenerator[bytes, Consumer | None],
+        watch: DisconnectWatch,
+    ) -> None:
         self.status_code = 200
         self.media_type = "text/event-stream"
         self.background = None
         self.raw_headers = list(SSE_RAW_HEADERS)
         self._first = first
         self._events = events
+        self._watch = watch
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The events as they come; a failure adds an error event; [DONE] always ends it, in
         the last send."""
-        watch = DisconnectWatch(receive)
+        watch = self._watch
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             if self._first:
@@ -73,13 +79,14 @@ class SSEResponse(Response):
             await self._events.aclose()
 
 
-async def start_stream(events: AsyncGenerator[bytes, Consumer | None]) -> SSEResponse:
-    """Wait for the first event, so that failures before any byte become HTTP errors."""
+async def start_stream(
+    events: AsyncGenerator[bytes, Consumer | None], watch: DisconnectWatch
+) -> SSEResponse:
+    """Wait for the first event, so that failures before any byte become HTTP errors; a client
+    gone meanwhile is ``ClientGone``. The response takes the watch over."""
     try:
-        first = await anext(events)
-    except StopAsyncIteration:
-        first = b""
+        first = await watch.unless_gone(anext(events, b""))
     except BaseException:
         await events.aclose()
         raise
-    return SSEResponse(first, events)
+    return SSEResponse(first, events, watch)

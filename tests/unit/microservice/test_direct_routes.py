@@ -1,6 +1,7 @@
 """The model routes served past Starlette (``microservice/api/direct_routes.py``), on a real
-uvicorn socket: the same answers as through the router, and a client that hangs up before a
-non-streaming answer is a quiet 499 that closes the call to the model server."""
+uvicorn socket: the same answers as through the router, and a client that hangs up before an
+answer, a stream's first event included, is a quiet 499 that closes the call to the model
+server at once."""
 
 from __future__ import annotations
 
@@ -48,11 +49,16 @@ async def test_model_routes_answer_and_refuse_as_through_the_router() -> None:
     assert 'llm_usvc_requests_total{route="/v1/chat/completions",status="400"} 1.0' in metrics
 
 
-async def test_a_client_gone_before_the_answer_is_a_quiet_499(records: Records) -> None:
+@pytest.mark.parametrize("stream", [False, True], ids=["answer", "first_event"])
+async def test_a_client_gone_before_the_answer_is_a_quiet_499(
+    records: Records, stream: bool
+) -> None:
+    """A stream's client that leaves during a long prefill closes the call too, before any
+    event came."""
     late = json_answer(200, orjson.dumps(completion("late", 1)))
     async with served(vllm([(2.0, late)])) as (upstream, client):
         with pytest.raises(httpx.ReadTimeout):
-            await client.post("/v1/chat/completions", json=CHAT, timeout=0.3)
+            await client.post("/v1/chat/completions", json={**CHAT, "stream": stream}, timeout=0.3)
         await until(lambda: upstream.closed > 0, 1.5)  # the call to vLLM was closed at once
         await asyncio.sleep(0.05)  # the access line follows the request's end
     access = [r for r in records.records if r.getMessage() == "request"]
