@@ -34,22 +34,21 @@ LINES = (
 )
 
 
-def _spread(row: dict[str, Any], name: str, unit: str, digits: int) -> str:
-    low, high = row.get("spread", {}).get(name, (None, None))
-    return "" if low is None or low == high else f", {low:.{digits}f}-{high:.{digits}f}{unit}"
+def _ratio_spread(row: dict[str, Any]) -> str:
+    low, high = row.get("spread", {}).get("cpu_ratio", (None, None))
+    return "" if low is None or low == high else f", {low:.2f}-{high:.2f}"
 
 
 def _cell(rows: dict[tuple[str, str], dict[str, Any]], scenario: str, target: str) -> str:
-    """CPU ms, then the ratio to the router; each with its lowest-highest over the runs."""
+    """CPU ms, then the ratio to the router with its lowest-highest over the runs."""
     row = rows.get((scenario, target))
     if row is None or row["cpu_ms_per_req"] is None:
         return "-"
     cpu = f"{row['cpu_ms_per_req']:.1f}"
     ratio = row.get("cpu_ratio")
     if target == ROUTER or ratio is None:
-        spread = _spread(row, "cpu_ms_per_req", " ms", 1)
-        return f"{cpu} ({spread.removeprefix(', ')})" if spread else cpu
-    return f"{cpu} ({ratio:.2f}x{_spread(row, 'cpu_ratio', 'x', 2)})"
+        return cpu  # the reference; its own spread is in results.md
+    return f"{cpu} ({ratio:.2f}x{_ratio_spread(row)})"
 
 
 def summary(doc: dict[str, Any]) -> str:

@@ -122,8 +122,8 @@ def test_readme_block_shows_medians_spread_and_the_goals_of_the_code() -> None:
     assert lines[3].startswith(head) and "floor" not in block
     paced = next(line for line in lines if line.startswith("| paced stream, c=1 |"))
     assert paced == (
-        "| paced stream, c=1 | 4.0 | 16.0 (4.00x) | 5.8 (1.45x, 1.40-1.75x) "
-        "| 9.0 (2.25x, 2.00-2.50x) | ≤ 1.5x (OPEA 2x) |"
+        "| paced stream, c=1 | 4.0 | 16.0 (4.00x) | 5.8 (1.45x, 1.40-1.75) "
+        "| 9.0 (2.25x, 2.00-2.50) | ≤ 1.5x (OPEA 2x) |"
     )
     single = readme.summary(combine([paced_run(6.0)]).to_json())
     assert "1 run" in single and "| 6.0 (1.50x) |" in single
