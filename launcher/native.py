@@ -195,7 +195,7 @@ def run(stack: Stack, *, python: str, verbose: bool, has_taskset: bool, log: log
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        supervisor.stop(processes, grace_s=stack.launcher.stop_grace_s)
+        supervisor.stop_front_first(processes, grace_s=stack.launcher.stop_grace_s)
     return status
 
 

@@ -104,3 +104,11 @@ def stop(processes: Sequence[Process], *, grace_s: float) -> None:
             _signal_group(process, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=10)
+
+
+def stop_front_first(processes: Sequence[Process], *, grace_s: float) -> None:
+    """Each process's group in the reverse order of their start, each gone before the next is
+    signalled: the microservice, started last, drains its open streams while the model servers
+    behind it still answer."""
+    for process in reversed(processes):
+        stop([process], grace_s=grace_s)

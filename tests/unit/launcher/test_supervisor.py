@@ -30,6 +30,22 @@ def test_stop_ends_the_whole_group_and_reaps_the_leader() -> None:
     assert alive == []
 
 
+def test_the_front_stops_first_while_the_servers_behind_it_still_run(tmp_path: Path) -> None:
+    """Started model server, then microservice: the microservice is signalled and gone before
+    the model server is signalled, so its open streams drain against a live model server."""
+    order = tmp_path / "order"
+
+    def noting(name: str) -> list[str]:
+        return ["bash", "-c", f"trap 'echo {name} >> {order}; exit 0' TERM; sleep 300 & wait"]
+
+    model_server = supervisor.start(noting("model-server"), env=ENV)
+    microservice = supervisor.start(noting("microservice"), env=ENV)
+    time.sleep(0.3)
+    supervisor.stop_front_first([model_server, microservice], grace_s=5)
+    assert order.read_text().split() == ["microservice", "model-server"]
+    assert model_server.returncode is not None and microservice.returncode is not None
+
+
 def test_a_process_that_ignores_sigterm_is_killed_after_the_grace() -> None:
     process = supervisor.start(["bash", "-c", "trap '' TERM; sleep 300 & wait"], env=ENV)
     time.sleep(0.3)
