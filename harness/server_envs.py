@@ -24,6 +24,8 @@ def vllm_env(model: str, port: int, hf_home: Path, **extra: str) -> dict[str, st
         "VLLM_MAX_MODEL_LEN": "512",
         "HF_HUB_OFFLINE": "1",
         "HF_HOME": str(hf_home),
+        # a crash of vLLM's engine core prints its Python stack to the server's log
+        "PYTHONFAULTHANDLER": "1",
         **extra,
     }
 

@@ -68,7 +68,15 @@ def session_vllms(
         "vllm_embedding_server": servers.VllmBoot(
             tmp_path_factory.mktemp("hf-home-embedding"),
             Path("test-logs") / "vllm-embedding-server.log",
-            {**QUICK_BOOT, "VLLM_RUNNER": "pooling", "VLLM_CONVERT": "embed"},
+            {
+                **QUICK_BOOT,
+                "VLLM_RUNNER": "pooling",
+                "VLLM_CONVERT": "embed",
+                # On hosts with AMX, vLLM 0.32's bf16 CPU attention runs AMX tiles; in the
+                # pooling runner its engine core then sometimes dies of SIGILL on the first
+                # request (docs/operating.md). float32 takes the AVX-512 kernel instead.
+                "VLLM_DTYPE": "float32",
+            },
         ),
     }
     used = [
