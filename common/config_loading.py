@@ -7,8 +7,9 @@ turns any validation failure into a one-line ConfigError.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -47,11 +48,30 @@ def lowercase(value: object) -> object:
     return value.strip().lower() if isinstance(value, str) else value
 
 
+def _validated(build: Callable[[], SettingsT]) -> SettingsT:
+    try:
+        return build()
+    except ValidationError as error:
+        raise ConfigError(describe(error)) from None
+
+
 def load(settings_cls: type[SettingsT], env_file: Path | str | None = None) -> SettingsT:
     """Read the environment (and ``env_file``, which exported variables override) once."""
     if env_file is not None and not Path(env_file).is_file():
         raise ConfigError(f"invalid configuration: env file {str(env_file)!r} does not exist")
-    try:
-        return settings_cls(_env_file=env_file)
-    except ValidationError as error:
-        raise ConfigError(describe(error)) from None
+    return _validated(lambda: settings_cls(_env_file=env_file))
+
+
+def load_from(
+    settings_cls: type[SettingsT], environ: Mapping[str, str], env_file: Path | None
+) -> SettingsT:
+    """As ``load``, from ``environ`` instead of this process's environment (a launcher that
+    validates the environment it will give the services): names in any case, empty values
+    unset, then ``env_file``, then the defaults."""
+    fields = settings_cls.model_fields
+    given: dict[str, Any] = {
+        name.lower(): value
+        for name, value in environ.items()
+        if value != "" and name.lower() in fields
+    }
+    return _validated(lambda: settings_cls(_env_file=env_file, **given))

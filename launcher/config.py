@@ -12,12 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
-from pydantic import ValidationError
-from pydantic_settings import BaseSettings
-
-from common.config_errors import ConfigError, describe
+from common.config_errors import ConfigError
+from common.config_loading import load_from
 from launcher import demo, rules
 from launcher.cli import Options
 from launcher.device import detect_device
@@ -28,8 +25,6 @@ from launcher.replicas import plan_for
 from launcher.settings import LauncherSettings
 from microservice.settings import MicroserviceSettings
 from model_server.settings import ModelServerSettings
-
-SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
 @dataclass(frozen=True)
@@ -50,23 +45,6 @@ class Stack:
         return rules.embedding_url(self.model_server, self.launcher)
 
 
-def settings_from(
-    settings_cls: type[SettingsT], environ: Mapping[str, str], env_file: Path | None
-) -> SettingsT:
-    """``settings_cls`` from ``environ`` (names in any case, empty values unset), then
-    ``env_file``, then its defaults: the precedence every service applies itself."""
-    fields = settings_cls.model_fields
-    given: dict[str, Any] = {
-        name.lower(): value
-        for name, value in environ.items()
-        if value != "" and name.lower() in fields
-    }
-    try:
-        return settings_cls(_env_file=env_file, **given)
-    except ValidationError as error:
-        raise ConfigError(describe(error)) from None
-
-
 def load_stack(options: Options, environ: Mapping[str, str]) -> Stack:
     """Validate everything for ``options`` and build the processes' environment; a wrong value
     raises a Refusal with the one line of whoever reads it."""
@@ -82,11 +60,11 @@ def load_stack(options: Options, environ: Mapping[str, str]) -> Stack:
     readable = env_file if env_file.is_file() else None
 
     try:
-        model_server = settings_from(ModelServerSettings, env, readable)
+        model_server = load_from(ModelServerSettings, env, readable)
     except ConfigError as error:
         raise invalid("model_server", str(error)) from None
     try:
-        launcher = settings_from(LauncherSettings, env, readable)
+        launcher = load_from(LauncherSettings, env, readable)
         plan = plan_for(model_server, replicas=launcher.vllm_replicas, native=options.native)
     except (ConfigError, ReplicaPlanError) as error:
         raise invalid(PROG, str(error)) from None
@@ -108,7 +86,7 @@ def load_stack(options: Options, environ: Mapping[str, str]) -> Stack:
         stack_dir = options.root / "docker" / device
         checked = env | rules.mounted_files(env, readable, launcher, stack_dir)
     try:
-        microservice = settings_from(MicroserviceSettings, checked, readable)
+        microservice = load_from(MicroserviceSettings, checked, readable)
     except ConfigError as error:
         raise invalid("microservice", str(error)) from None
     rules.check_usvc_port(model_server, launcher, microservice)
