@@ -90,5 +90,4 @@ def create_app(
     install_openapi(app)
     app.add_middleware(RequestContext, metrics=metrics, tracing=tracing)
     app.direct = RequestContext(DirectRoutes(MODEL_ROUTES), metrics=metrics, tracing=tracing)
-    app.direct_paths = frozenset(MODEL_ROUTES)
     return app

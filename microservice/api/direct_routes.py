@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from microservice.api.error_answers import error_response
 from microservice.api.request_context import CLIENT_GONE
+from microservice.api.routes import MODEL_ROUTES
 from microservice.errors import ServiceError
 from microservice.relay.client_socket import SERVER_SEND
 from microservice.relay.disconnect import ClientGone
@@ -47,11 +48,10 @@ class DirectRoutes:
 
 
 class ServiceApp(FastAPI):
-    """FastAPI with the POST model routes handed to ``direct`` (set by the app factory), and
-    the server's own ``send`` kept in the scope for pushed streams."""
+    """FastAPI with POSTs to the model routes (``MODEL_ROUTES``) handed to ``direct`` (set by
+    the app factory), and the server's own ``send`` kept in the scope for pushed streams."""
 
     direct: ASGIApp | None = None
-    direct_paths: frozenset[str] = frozenset()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope[SERVER_SEND] = send
@@ -60,7 +60,7 @@ class ServiceApp(FastAPI):
             direct is not None
             and scope["type"] == "http"
             and scope["method"] == "POST"
-            and scope["path"] in self.direct_paths
+            and scope["path"] in MODEL_ROUTES
         ):
             scope["app"] = self
             await direct(scope, receive, send)
