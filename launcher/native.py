@@ -2,8 +2,9 @@
 
 Every model server (the chat replicas, the embedding server) starts at once in its own process
 group; once all answer ``/health`` the microservice starts; once it answers, the requests to
-try are printed. Any process exiting, Ctrl-C or SIGTERM stops them all (SIGTERM to each group,
-SIGKILL after ``STOP_GRACE_S``), and the launcher exits with that process's status, 130 or 143.
+try are printed. Any process exiting, Ctrl-C or SIGTERM stops them all, the microservice first
+(each group SIGTERM, SIGKILL after ``STOP_GRACE_S``, gone before the next), and the launcher
+exits with that process's status, 130 or 143.
 """
 
 from __future__ import annotations
