@@ -90,6 +90,7 @@ def load_stack(options: Options, environ: Mapping[str, str]) -> Stack:
     except ConfigError as error:
         raise invalid("microservice", str(error)) from None
     rules.check_usvc_port(model_server, launcher, microservice)
+    rules.check_kv_events_ports(model_server, launcher, microservice)
     if readable is None:
         raise refuse(f"missing configuration file {env_file}")
     return Stack(device, env_file, env, model_server, microservice, launcher, plan)

@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 # The chat model server's model, port and runner, its sizing (vLLM's defaults fit the
-# embedding model), structured outputs, the FP8 measurements and the replica count: neither
+# embedding model), structured outputs, its KV-events port (the embedding server would bind it
+# too), the FP8 measurements and the replica count: neither
 # these lines of the env file nor these exported variables reach the embedding server.
 DROPPED = (
     "LLM_VLLM_MODEL_NAME",
@@ -21,6 +22,7 @@ DROPPED = (
     "VLLM_PP_SIZE",
     "VLLM_MAX_MODEL_LEN",
     "VLLM_JSON_COMPACT",
+    "VLLM_KV_EVENTS_PORT",
     "IF_FP8_QUANTIZATION",
     "QUANT_CONFIG",
     "VLLM_REPLICAS",

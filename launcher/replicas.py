@@ -21,6 +21,9 @@ HPU: the cards of ``HABANA_VISIBLE_DEVICES`` are cut into consecutive groups of
 Compose the Habana container runtime mounts each replica's ``HABANA_VISIBLE_DEVICES``; natively
 the Gaudi software reads ``HABANA_VISIBLE_MODULES`` (module ids, as ``hl-smi`` maps them).
 
+With ``VLLM_KV_EVENTS_PORT`` each replica also publishes its KV-cache events on a port of its
+own, that port plus its index, as its HTTP port is ``LLM_VLLM_PORT`` plus its index.
+
 One replica is the configuration as it is: nothing is planned or overridden.
 """
 
@@ -66,6 +69,31 @@ def ports(replicas: int, first_port: int) -> list[int]:
             "the highest is 65535"
         )
     return list(range(first_port, last + 1))
+
+
+def with_events_ports(plan: Plan, first_port: int | None, http_port: int) -> Plan:
+    """Each replica of ``plan`` its own KV-events port, ``first_port`` + its index, as each has
+    its own HTTP port; one replica, or the events off: ``plan`` as it is."""
+    count = len(plan.replicas)
+    if first_port is None or count == 1:
+        return plan
+    last = first_port + count - 1
+    if last > 65535:
+        raise ReplicaPlanError(
+            f"VLLM_REPLICAS={count} from VLLM_KV_EVENTS_PORT={first_port} needs ports up to "
+            f"{last}; the highest is 65535"
+        )
+    if first_port <= http_port + count - 1 and http_port <= last:
+        raise ReplicaPlanError(
+            f"VLLM_REPLICAS={count} puts vLLM's HTTP on ports {http_port}-"
+            f"{http_port + count - 1} and its KV events on {first_port}-{last}: move "
+            "VLLM_KV_EVENTS_PORT"
+        )
+    replicas = [
+        Replica(r.url, {**r.env, "VLLM_KV_EVENTS_PORT": str(first_port + i)}, r.cpus)
+        for i, r in enumerate(plan.replicas)
+    ]
+    return Plan(replicas, plan.notes)
 
 
 def _even_parts(items: Sequence[int], parts: int) -> list[list[int]]:
@@ -195,6 +223,11 @@ def plan_hpu(
 def plan_for(settings: ModelServerSettings, *, replicas: int, native: bool) -> Plan:
     """The plan of ``replicas`` for this host and configuration (reads sysfs, /dev/accel,
     hl-smi)."""
+    plan = _plan_for(settings, replicas=replicas, native=native)
+    return with_events_ports(plan, settings.vllm_kv_events_port, settings.llm_vllm_port)
+
+
+def _plan_for(settings: ModelServerSettings, *, replicas: int, native: bool) -> Plan:
     port = settings.llm_vllm_port
     host = endpoint_host(settings.llm_vllm_host)
     if replicas == 1:

@@ -53,6 +53,28 @@ def check_usvc_port(
         )
 
 
+def check_kv_events_ports(
+    model_server: ModelServerSettings,
+    launcher: LauncherSettings,
+    microservice: MicroserviceSettings,
+) -> None:
+    """The replicas' KV-events ports are neither the embedding server's nor the
+    microservice's (their distance from the HTTP ports is the replica plan's check)."""
+    first = model_server.vllm_kv_events_port
+    if first is None:
+        return
+    last = first + launcher.vllm_replicas - 1
+    taken = {"LLM_USVC_PORT": microservice.llm_usvc_port}
+    if launcher.llm_embedding_model:
+        taken["LLM_EMBEDDING_PORT"] = launcher.llm_embedding_port
+    for name, port in taken.items():
+        if first <= port <= last:
+            raise refuse(
+                f"{name}={port} is among vLLM's KV-events ports ({first}-{last}, "
+                "VLLM_KV_EVENTS_PORT): move one"
+            )
+
+
 def embedding_defaults(environ: Mapping[str, str], model: str, url: str) -> dict[str, str]:
     """Natively, the microservice serves the embedding model started beside it, unless its
     name or server is exported (Compose derives the same in its files)."""

@@ -6,6 +6,7 @@ Flags are emitted only when their setting is set; vLLM's own defaults apply othe
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from model_server.settings import ModelServerSettings
 # distribution "vllm"); this module takes the same flags and works for every vLLM build.
 VLLM_ENTRYPOINT = ("-m", "vllm.entrypoints.openai.api_server")
 SECRET_ENV = frozenset({"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"})
+# The topic vLLM's KV-event publisher sends under; readers subscribe to it (or to everything).
+KV_EVENTS_TOPIC = "kv"
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,24 @@ def _common_args(s: ModelServerSettings) -> list[str]:
         # vLLM accepts the option only with a named backend; xgrammar is its default one
         compact = '{"backend": "xgrammar", "disable_any_whitespace": true}'
         args += ["--structured-outputs-config", compact]
+    if s.vllm_kv_events_port is not None:
+        args += _kv_events_args(s.vllm_kv_events_port)
     return args
+
+
+def _kv_events_args(port: int) -> list[str]:
+    """A ZMQ publisher bound on every interface (vLLM binds an endpoint with `*` and connects
+    to any other), and the one block-hash algorithm a reader outside vLLM can reproduce."""
+    config = {
+        "enable_kv_cache_events": True,
+        "publisher": "zmq",
+        "endpoint": f"tcp://*:{port}",
+        "topic": KV_EVENTS_TOPIC,
+    }
+    return [
+        "--kv-events-config", json.dumps(config),
+        "--prefix-caching-hash-algo", "sha256_cbor",
+    ]  # fmt: skip
 
 
 def _common_env(s: ModelServerSettings) -> dict[str, str]:

@@ -174,6 +174,18 @@ class ModelServerSettings(BaseSettings):
         "(`--structured-outputs-config` `disable_any_whitespace`, with vLLM's xgrammar "
         "backend), so a weak or small model cannot pad its JSON with blanks until `max_tokens`.",
     )
+    vllm_kv_events_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="TCP port vLLM publishes its KV-cache events on (`--kv-events-config`: a "
+        "ZMQ publisher bound on every interface, `tcp://*:PORT`, topic `kv`), so that a router "
+        "can learn which prompt blocks each replica holds; `VLLM_REPLICAS` replica *i* "
+        "publishes on PORT+*i*. With it, block hashes are "
+        "`--prefix-caching-hash-algo sha256_cbor`: canonical CBOR, which a reader outside vLLM "
+        "recomputes exactly from token ids, where vLLM's default `sha256` hashes Python "
+        "pickles. Unset: no events.",
+    )
     vllm_skip_warmup: bool | None = Field(
         None,
         description="HPU only: `true` skips the graph warm-up (faster start, slower first "
@@ -273,6 +285,11 @@ class ModelServerSettings(BaseSettings):
             raise ValueError(
                 "VLLM_RUNNER=pooling needs LLM_VLLM_MODEL_NAME (the default model is a chat "
                 "model); the Compose embedding profile takes it from LLM_EMBEDDING_MODEL"
+            )
+        if self.vllm_kv_events_port == self.llm_vllm_port:
+            raise ValueError(
+                f"VLLM_KV_EVENTS_PORT={self.vllm_kv_events_port} is LLM_VLLM_PORT too: the "
+                "events need a port of their own"
             )
         if self.vllm_runner == "generate" and self.vllm_convert in ("embed", "classify"):
             raise ValueError(

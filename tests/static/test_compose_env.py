@@ -78,6 +78,7 @@ EMBEDDING_FIXED = {
         for name in ("VLLM_MAX_NUM_SEQS", "VLLM_TP_SIZE", "VLLM_PP_SIZE", "VLLM_MAX_MODEL_LEN")
     },
     "VLLM_JSON_COMPACT": ("", "structured outputs are the chat model's"),
+    "VLLM_KV_EVENTS_PORT": ("", "the chat model server's events port, which it would bind too"),
 }
 HPU_SIZING = (
     "VLLM_PROMPT_BS_BUCKET_MAX",
