@@ -35,6 +35,7 @@ EVERYTHING_ON = {
     "microservice.apiKeys.existingSecret": "llm-keys",
     "microservice.rateLimitRedis.existingSecret": "llm-redis",
     "microservice.autoscaling.inFlightPerPod.enabled": "true",
+    "vllm.kvEventsPort": "5557",
 }
 # name -> (values files, --set): the installs docs/kubernetes.md describes.
 RENDERS: dict[str, tuple[tuple[Path, ...], dict[str, str]]] = {

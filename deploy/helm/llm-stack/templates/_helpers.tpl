@@ -104,6 +104,9 @@ http://{{ include "llm-stack.vllm" . }}.{{ .Release.Namespace }}.svc.cluster.loc
 {{- fail (printf "microservice.autoscaling.minReplicas (%v) is above maxReplicas (%v)" .minReplicas .maxReplicas) }}
 {{- end }}
 {{- end }}
+{{- if and .Values.vllm.kvEventsPort (eq (int .Values.vllm.kvEventsPort) (int .Values.vllm.port)) }}
+{{- fail "vllm.kvEventsPort is vllm.port too: the KV-cache events need a port of their own" }}
+{{- end }}
 {{- if and .Values.ingress.enabled (not .Values.ingress.host) }}
 {{- fail "ingress.enabled=true needs ingress.host" }}
 {{- end }}
