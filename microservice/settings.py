@@ -20,7 +20,7 @@ from microservice.config.catalog import Catalog, ModelSpec, endpoint_list, read_
 from microservice.config.keys_file import read_keys_file
 
 ConnectorName = Literal["generic", "langchain"]
-RoutingPolicy = Literal["least_loaded", "round_robin", "session", "prefix"]
+RoutingPolicy = Literal["cache_aware", "least_loaded", "round_robin", "session", "prefix"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
@@ -121,12 +121,37 @@ class MicroserviceSettings(BaseSettings):
         "vLLM's `/metrics`); a replica that fails one leaves the rotation until it answers again.",
     )
     llm_routing: RoutingPolicy = Field(
-        "least_loaded",
-        description="How a request picks its replica: `least_loaded` (this service's requests "
-        "in flight plus the replica's own waiting queue and KV-cache use), `round_robin`, "
+        "cache_aware",
+        description="How a request picks its replica: `cache_aware` (the replica that already "
+        "holds the longest run of the prompt's leading blocks in its prefix cache, within a "
+        "bounded load; else the least loaded), `least_loaded` (this service's requests in "
+        "flight plus the replica's own waiting queue and KV-cache use), `round_robin`, "
         "`session` (the same `X-Session-Id` header, else the OpenAI `user` field, stays on one "
         "replica while it is healthy) or `prefix` (prompts sharing their first "
-        "characters go to one replica, within a bounded load).",
+        "characters go to one replica, within a bounded load). docs/scale-out.md compares them.",
+    )
+    llm_cache_block_chars: int = Field(
+        128,
+        ge=16,
+        le=4096,
+        description="`cache_aware`: the prompt is matched against each replica's cache in "
+        "blocks of this many characters (about 32 tokens at the default).",
+    )
+    llm_cache_min_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="`cache_aware`: a replica is preferred for its cache only when it holds "
+        "more of the prompt than the other replicas by at least this share of the prompt; "
+        "below it, the least loaded takes the request. Keeps a prefix that every prompt shares "
+        "(an instruction template) from piling all traffic onto one replica.",
+    )
+    llm_cache_index_blocks: int = Field(
+        100_000,
+        ge=1,
+        description="`cache_aware`: the most prompt blocks remembered per replica (the oldest "
+        "go first); fewer when the replica's KV cache holds less. At the default, about 13 MB "
+        "per replica at most.",
     )
     llm_retries: int = Field(
         1,

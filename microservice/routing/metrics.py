@@ -58,16 +58,39 @@ class RoutingMetrics:
         self.kv_cache = gauge(
             "llm_usvc_replica_kv_cache_usage", "KV-cache use of the replica, 0 to 1 (its /metrics)."
         )
+        self.decisions = Counter(
+            "llm_usvc_routing_decisions",
+            "Replicas picked, by the routing policy's reason (docs/scale-out.md).",
+            ["reason"],
+            registry=registry,
+        )
+        self.cache_queries = gauge(
+            "llm_usvc_replica_prefix_cache_queries",
+            "Prompt tokens the replica looked up in its prefix cache since it started (its "
+            "vllm:prefix_cache_queries, as last read; rate() it like a counter).",
+        )
+        self.cache_hits = gauge(
+            "llm_usvc_replica_prefix_cache_hits",
+            "Of those, tokens found in its prefix cache (its vllm:prefix_cache_hits).",
+        )
+        self.index_blocks = gauge(
+            "llm_usvc_replica_cache_index_blocks",
+            "Prompt blocks `cache_aware` routing believes the replica holds.",
+        )
         self.sent = MetricChildren(self.requests)  # per request: by replica
+        self.decided = MetricChildren(self.decisions)
         self.in_flight_of = MetricChildren(self.in_flight)
 
-    def observe(self, replica: Replica) -> None:
+    def observe(self, replica: Replica, index_blocks: int) -> None:
         """The replica's probed state (called after each probe)."""
         url = replica.url
         self.healthy.labels(url).set(1 if replica.healthy else 0)
         self.running.labels(url).set(replica.load.running)
         self.waiting.labels(url).set(replica.load.waiting)
         self.kv_cache.labels(url).set(replica.load.kv_cache)
+        self.cache_queries.labels(url).set(replica.cache.queries)
+        self.cache_hits.labels(url).set(replica.cache.hits)
+        self.index_blocks.labels(url).set(index_blocks)
 
     def forget(self, url: str) -> None:
         """A replica that left the endpoint list leaves the metrics too."""
@@ -75,7 +98,7 @@ class RoutingMetrics:
         self.in_flight_of.forget(url)
         for per_replica in (
             self.requests, self.failures, self.in_flight, self.healthy, self.running,
-            self.waiting, self.kv_cache,
+            self.waiting, self.kv_cache, self.cache_queries, self.cache_hits, self.index_blocks,
         ):  # fmt: skip
             with contextlib.suppress(KeyError):  # never observed: nothing to remove
                 per_replica.remove(url)

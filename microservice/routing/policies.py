@@ -1,6 +1,6 @@
 """Which healthy replica a request goes to: pure functions over the replicas' state, so that
 each policy is unit-tested without a socket. Every function gets a non-empty list of routable
-replicas and returns one of them; ``make_picker`` puts the one LLM_ROUTING names in front.
+replicas and returns one of them (``routing.picker`` puts the one LLM_ROUTING names in front).
 
 ``session`` and ``prefix`` use rendezvous (highest-random-weight) hashing: each key ranks the
 replicas by a hash of (key, replica), so a replica that joins or leaves moves only the keys it
@@ -12,15 +12,27 @@ from __future__ import annotations
 import hashlib
 import itertools
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
+from microservice.routing.prompt_text import prompt_text
 from microservice.routing.replica import Replica
-from microservice.settings import RoutingPolicy
 from microservice.upstream.model_call import ModelCall
 
-Picker = Callable[[ModelCall, Sequence[Replica]], Replica]
 
-# A prefix-routed replica may take at most this much more than the average in-flight load
-# before the key's next replica in rank takes the request (consistent hashing, bounded loads).
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """The replica a request goes to, and why (``llm_usvc_routing_decisions``' reason)."""
+
+    replica: Replica
+    reason: str
+
+
+Picker = Callable[[ModelCall, Sequence[Replica]], Choice]
+
+# A replica preferred for its cache (``prefix``, ``cache_aware``) may take a request while its
+# requests in flight stay within this much of the average, or one request above it, whichever
+# is more (consistent hashing with bounded loads): one hot prefix cannot swamp a replica.
 PREFIX_LOAD_BOUND = 1.25
 # Waiting requests cost more than ones in flight here: they mean the engine is already full.
 WAITING_WEIGHT = 2.0
@@ -67,48 +79,21 @@ def by_key(key: str, replicas: Sequence[Replica]) -> Replica:
     return max(replicas, key=lambda r: _weight(key, r.url))
 
 
+def within_load_bound(replicas: Sequence[Replica]) -> list[Replica]:
+    """The replicas that may take one more request within the load bound; all of them when
+    none may (everyone equally busy)."""
+    average = (sum(r.in_flight for r in replicas) + 1) / len(replicas)  # with this request
+    bound = max(PREFIX_LOAD_BOUND * average, average + 1)
+    allowed = [r for r in replicas if r.in_flight + 1 <= bound]
+    return allowed or list(replicas)
+
+
 def by_key_bounded(key: str, replicas: Sequence[Replica]) -> Replica:
-    """The key's highest-ranked replica whose in-flight count stays within the bound of the
-    average, so one hot key cannot swamp a replica."""
-    total = sum(r.in_flight for r in replicas) + 1  # the request being placed
-    bound = max(1.0, PREFIX_LOAD_BOUND * total / len(replicas))
-    order = ranked(key, replicas)
-    return next((r for r in order if r.in_flight + 1 <= bound), order[0])
+    """The key's highest-ranked replica within the load bound."""
+    allowed = {id(r) for r in within_load_bound(replicas)}
+    return next(r for r in ranked(key, replicas) if id(r) in allowed)
 
 
-def prompt_prefix(body: dict[str, object]) -> str:
-    """The first PREFIX_CHARS characters of the conversation's text, roles included."""
-    parts: list[str] = []
-    size = 0
-    messages = body.get("messages")
-    for message in messages if isinstance(messages, list) else []:
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, list):
-            content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-        parts.append(f"{message.get('role')}:{content or ''}\n")
-        size += len(parts[-1])
-        if size >= PREFIX_CHARS:
-            break
-    return "".join(parts)[:PREFIX_CHARS]
-
-
-def make_picker(policy: RoutingPolicy) -> Picker:
-    """The LLM_ROUTING policy; without a key, session and prefix fall back to least_loaded."""
-    turn = turning()
-
-    def pick(call: ModelCall, replicas: Sequence[Replica]) -> Replica:
-        if len(replicas) == 1:
-            return replicas[0]
-        if policy == "round_robin":
-            return round_robin(replicas, turn())
-        if policy == "session":
-            session = call.session_id or call.body.get("user")
-            if session:
-                return by_key(str(session), replicas)
-        elif policy == "prefix":
-            prefix = prompt_prefix(call.body)
-            if prefix:
-                return by_key_bounded(prefix, replicas)
-        return least_loaded(replicas, turn())
-
-    return pick
+def prompt_prefix(body: dict[str, Any]) -> str:
+    """The first PREFIX_CHARS characters of the prompt, roles included."""
+    return prompt_text(body, PREFIX_CHARS)[:PREFIX_CHARS]

@@ -18,10 +18,11 @@ from microservice.errors import (
     NoHealthyReplica,
 )
 from microservice.observability.logs import get_logger
-from microservice.routing import policies
 from microservice.routing.discovery import Discovery
 from microservice.routing.metrics import RoutingMetrics
 from microservice.routing.model_info import ModelInfo
+from microservice.routing.picker import make_picker
+from microservice.routing.prefix_index import PrefixIndex
 from microservice.routing.probe import probe
 from microservice.routing.replica import Replica
 from microservice.routing.waiting_room import WaitingRoom
@@ -47,7 +48,8 @@ class ReplicaPool:
         self._discovery = discovery
         self._info = info
         self._metrics = metrics
-        self._pick = policies.make_picker(settings.llm_routing)
+        self._index = PrefixIndex(settings.llm_cache_block_chars, settings.llm_cache_index_blocks)
+        self._pick = make_picker(settings.llm_routing, self._index, settings.llm_cache_min_share)
         self._room = WaitingRoom(settings.llm_queue_size, settings.llm_queue_timeout_s, metrics)
         self._max_in_flight = settings.llm_max_inflight_per_replica
         self._replicas: dict[str, Replica] = {}
@@ -94,6 +96,7 @@ class ReplicaPool:
         for url in set(self._replicas) - set(urls):
             del self._replicas[url]
             self._probes.pop(url).cancel()
+            self._index.remove(url)
             self._metrics.forget(url)
             get_logger().info("replica removed", extra={"fields": {"replica": url}})
 
@@ -109,9 +112,17 @@ class ReplicaPool:
             await asyncio.sleep(self._settings.llm_probe_interval_s)
 
     async def _probe(self, replica: Replica) -> None:
-        was_healthy = replica.healthy
+        was_healthy, cache = replica.healthy, replica.cache
         await probe(self._client, replica, self._info, self._probe_timeout_s)
-        self._metrics.observe(replica)
+        if replica.cache.restarted_since(cache):
+            self._index.clear(replica.url)
+            get_logger().info(
+                "replica restarted: its prefix cache is empty",
+                extra={"fields": {"replica": replica.url}},
+            )
+        if replica.cache.kv_tokens != cache.kv_tokens:
+            self._index.size_to(replica.url, replica.cache.kv_tokens)
+        self._metrics.observe(replica, self._index.blocks(replica.url))
         if replica.healthy != was_healthy:
             fields = {"replica": replica.url, "healthy": replica.healthy, "reason": replica.reason}
             get_logger().info("replica state", extra={"fields": fields})
@@ -149,8 +160,10 @@ class ReplicaPool:
                 raise self._none_healthy()
             free = [r for r in routable if r.in_flight < self._max_in_flight]
             if free and (queued or not self._room.occupied):
-                replica = self._pick(call, free)
+                choice = self._pick(call, free)
+                replica = choice.replica
                 replica.in_flight += 1
+                self._metrics.decided(choice.reason).inc()
                 self._metrics.in_flight_of(replica.url).set(replica.in_flight)
                 self._metrics.sent(replica.url).inc()
                 self._metrics.queue_wait.observe(loop.time() - start)
@@ -178,7 +191,7 @@ class ReplicaPool:
         lost = isinstance(error, ModelServerConnectionLost) and not mid_stream
         if isinstance(error, ModelServerUnreachable) or lost:
             replica.mark_down(error.message)
-            self._metrics.observe(replica)
+            self._metrics.observe(replica, self._index.blocks(replica.url))
 
     def _none_healthy(self) -> ModelServerError:
         """503, or 404 when every replica is up but serves other models (as vLLM itself

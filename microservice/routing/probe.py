@@ -12,7 +12,7 @@ import orjson
 from microservice import paths
 from microservice.errors import ModelServerError, ModelServerTimeout, ModelServerUnreachable
 from microservice.routing.model_info import ModelInfo, find_model
-from microservice.routing.replica import Load, Replica, parse_load
+from microservice.routing.replica import CacheStats, Load, Replica, parse_cache, parse_load
 from microservice.upstream.client import ModelServerClient
 
 SLOW_CHECKS_TO_LEAVE = 2
@@ -32,7 +32,7 @@ async def probe(
             if reason is not None:
                 replica.mark_down(reason, wrong_model=wrong_model)
                 return
-        load = await _load(client, url, limit_s)
+        load, cache = await _load(client, url, limit_s)
     except ModelServerUnreachable:
         replica.mark_down("model server is unreachable (not started or still loading)")
         return
@@ -46,7 +46,7 @@ async def probe(
     except ModelServerError as error:
         replica.mark_down(f"model server did not answer: {error.message}")
         return
-    replica.mark_healthy(load)
+    replica.mark_healthy(load, cache or replica.cache)
 
 
 async def _serves_model(
@@ -69,12 +69,16 @@ async def _serves_model(
     return None, False
 
 
-async def _load(client: ModelServerClient, url: str, limit_s: float) -> Load:
-    """The engine's load; a replica without /metrics is routed on our own counts alone."""
+async def _load(
+    client: ModelServerClient, url: str, limit_s: float
+) -> tuple[Load, CacheStats | None]:
+    """The engine's load and prefix cache; a replica without /metrics is routed on our own
+    counts alone, and keeps what was last known of its cache."""
     try:
         metrics = await client.get(url, paths.VLLM_METRICS, limit_s)
     except ModelServerTimeout:
-        return Load()
+        return Load(), None
     if metrics.status != 200:
-        return Load()
-    return parse_load(metrics.body.decode(errors="replace"))
+        return Load(), None
+    text = metrics.body.decode(errors="replace")
+    return parse_load(text), parse_cache(text)

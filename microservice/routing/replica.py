@@ -16,6 +16,13 @@ RUNNING = "vllm:num_requests_running"
 WAITING = "vllm:num_requests_waiting"
 KV_CACHE = ("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc")
 SAMPLE = re.compile(r"^(vllm:[a-z_]+)(?:\{[^}]*\})? ([0-9.eE+-]+|NaN)$", re.M)
+# vLLM's prefix-cache counters (tokens looked up, tokens found), and its cache configuration.
+CACHE_QUERIES = "vllm:prefix_cache_queries_total"
+CACHE_HITS = "vllm:prefix_cache_hits_total"
+CACHE_CONFIG = re.compile(r"^vllm:cache_config_info\{([^}]*)\}", re.M)
+LABEL = re.compile(r'(\w+)="([^"]*)"')
+# The process's start time (prometheus_client's process collector): changes on a restart.
+STARTED = re.compile(r"^process_start_time_seconds ([0-9.eE+]+)$", re.M)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,14 +34,53 @@ class Load:
     kv_cache: float = 0.0  # fraction in use, 0..1
 
 
-def parse_load(metrics_text: str) -> Load:
-    """The engine's gauges from a Prometheus text page, summed over label sets (engines)."""
+@dataclass(frozen=True, slots=True)
+class CacheStats:
+    """The replica's prefix cache, as vLLM reports it; zeros and None when it does not."""
+
+    queries: float = 0.0  # prompt tokens looked up in the prefix cache since it started
+    hits: float = 0.0  # of which found
+    kv_tokens: int | None = None  # what its KV cache holds (blocks times block size)
+    started: float | None = None  # its process's start time
+
+    def restarted_since(self, before: CacheStats) -> bool:
+        """A new process behind the same address: its cache is empty."""
+        if self.started is not None and before.started is not None:
+            return self.started != before.started
+        return self.queries < before.queries
+
+
+def _totals(metrics_text: str) -> dict[str, float]:
+    """vLLM's samples from a Prometheus text page, summed over label sets (engines)."""
     totals: dict[str, float] = {}
     for name, value in SAMPLE.findall(metrics_text):
         if value != "NaN":
             totals[name] = totals.get(name, 0.0) + float(value)
+    return totals
+
+
+def parse_load(metrics_text: str) -> Load:
+    totals = _totals(metrics_text)
     kv = next((totals[name] for name in KV_CACHE if name in totals), 0.0)
     return Load(totals.get(RUNNING, 0.0), totals.get(WAITING, 0.0), kv)
+
+
+def parse_cache(metrics_text: str) -> CacheStats:
+    totals = _totals(metrics_text)
+    kv_tokens = None
+    config = CACHE_CONFIG.search(metrics_text)
+    if config:
+        labels = dict(LABEL.findall(config.group(1)))
+        blocks, size = labels.get("num_gpu_blocks", ""), labels.get("block_size", "")
+        if blocks.isdigit() and size.isdigit():
+            kv_tokens = int(blocks) * int(size)
+    started = STARTED.search(metrics_text)
+    return CacheStats(
+        totals.get(CACHE_QUERIES, 0.0),
+        totals.get(CACHE_HITS, 0.0),
+        kv_tokens,
+        float(started.group(1)) if started else None,
+    )
 
 
 @dataclass(slots=True)
@@ -43,14 +89,16 @@ class Replica:
     healthy: bool = False
     reason: str = "not checked yet"
     load: Load = field(default_factory=Load)
+    cache: CacheStats = field(default_factory=CacheStats)
     in_flight: int = 0
     last_error: str | None = None
     checked_at: float = 0.0  # monotonic time of the last probe, 0 before the first
     wrong_model: bool = False  # up, but does not serve our model
     slow_checks: int = 0  # checks in a row that timed out
 
-    def mark_healthy(self, load: Load) -> None:
+    def mark_healthy(self, load: Load, cache: CacheStats) -> None:
         self.healthy, self.reason, self.load, self.wrong_model = True, "ready", load, False
+        self.cache = cache
         self.slow_checks = 0
         self.checked_at = time.monotonic()
 

@@ -127,6 +127,7 @@ class StandinModelServer:
     running: int = 0
     waiting: int = 0
     kv_cache: float = 0.0
+    started: float = 1.0  # its process's start time: a restart changes it
     received: list[dict[str, Any]] = field(default_factory=list)
     received_headers: list[dict[str, str]] = field(default_factory=list)
     health_calls: int = 0
@@ -153,6 +154,7 @@ class StandinModelServer:
             f"vllm:num_requests_running{labels} {self.running}\n"
             f"vllm:num_requests_waiting{labels} {self.waiting}\n"
             f"vllm:kv_cache_usage_perc{labels} {self.kv_cache}\n"
+            f"process_start_time_seconds {self.started}\n"
         )
 
 

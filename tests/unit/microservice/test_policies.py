@@ -103,4 +103,5 @@ def test_prompt_prefix_is_the_leading_text_of_the_conversation() -> None:
     assert prompt_prefix(body) == "system:You are terse.\nuser:Hi\n"
     long = {"messages": [{"role": "user", "content": "x" * 1000}]}
     assert len(prompt_prefix(long)) == PREFIX_CHARS
-    assert prompt_prefix({"prompt": "no messages"}) == ""
+    assert prompt_prefix({"prompt": "a completion"}) == "a completion"
+    assert prompt_prefix({"max_tokens": 1}) == ""
