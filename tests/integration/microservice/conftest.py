@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from harness.processes import Server, free_port, python_module, running
 from tests.integration.microservice.helpers import microservice
+from tests.integration.microservice.second_vllm import SecondVllm, warm_up
 
 CONNECTORS = ("generic", "langchain")
 
@@ -64,3 +66,19 @@ def usvc_on_standin(
         LLM_PROBE_INTERVAL_S="3600",
     ) as server:
         yield server
+
+
+@pytest.fixture(scope="package")
+def vllm_b(
+    vllm_server: Server, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SecondVllm]:
+    """vLLM B, booted once for every test of several replicas in this package."""
+    port = urlsplit(vllm_server.base_url).port
+    assert port is not None
+    second = SecondVllm(tiny_model, port, tmp_path_factory.mktemp("hf-home-b"))
+    second.start()
+    warm_up(second.base_url, str(tiny_model))
+    try:
+        yield second
+    finally:
+        second.kill()

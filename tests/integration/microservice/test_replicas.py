@@ -10,12 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,83 +19,17 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from harness.processes import Server, python_module, wait_until_healthy
-from harness.server_envs import QUICK_BOOT, vllm_env
+from harness.processes import Server, wait_until_healthy
 from microservice.app import create_app
 from microservice.settings import MicroserviceSettings
-from tests.integration.microservice.helpers import metric, microservice
+from tests.integration.microservice.helpers import microservice
+from tests.integration.microservice.second_vllm import CHAT, SecondVllm, served, warm_up
 
 pytestmark = pytest.mark.integration
-
-CHAT = {"messages": [{"role": "user", "content": "Say something."}], "max_tokens": 8}
-
-
-def served(server_url: str) -> float:
-    """Requests this vLLM finished, by its own counter."""
-    text = httpx.get(server_url + "/metrics", timeout=10).text
-    return metric(text, "vllm:request_success_total")
-
-
-def warm_up(server_url: str, model: str) -> None:
-    """A fresh vLLM's first requests are slow (compilation): least-loaded routing rightly
-    sends it less until then, which is not what the spread test measures."""
-    for _ in range(2):
-        body = {**CHAT, "model": model}
-        httpx.post(server_url + "/v1/chat/completions", json=body, timeout=120).raise_for_status()
 
 
 def health_of(usvc: Server) -> dict[str, Any]:
     return dict(httpx.get(usvc.base_url + "/v1/health_check", timeout=10).json())
-
-
-@dataclass
-class SecondVllm:
-    """vLLM B: on 127.0.0.2 and the session server's port; killed and restarted by tests."""
-
-    model: Path
-    port: int
-    hf_home: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.2:{self.port}"
-
-    def start(self) -> None:
-        env = {
-            **vllm_env(str(self.model), self.port, self.hf_home),
-            "LLM_VLLM_HOST": "127.0.0.2",
-            **QUICK_BOOT,  # each of its two boots takes seconds, not minutes
-        }
-        log = (Path("test-logs") / "vllm-second.log").open("ab")
-        self.process = subprocess.Popen(
-            python_module("model_server"), env={**os.environ, **env}, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        server = Server(self.base_url, self.process, Path("test-logs") / "vllm-second.log")
-        wait_until_healthy(server, "/health", timeout_s=300)
-
-    def kill(self) -> None:
-        """SIGKILL, the whole group: no goodbye to anyone."""
-        assert self.process is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def vllm_b(
-    vllm_server: Server, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[SecondVllm]:
-    port = urlsplit(vllm_server.base_url).port
-    assert port is not None
-    second = SecondVllm(tiny_model, port, tmp_path_factory.mktemp("hf-home-b"))
-    second.start()
-    warm_up(second.base_url, str(tiny_model))
-    try:
-        yield second
-    finally:
-        second.kill()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,135 @@
+"""``cache_aware`` routing in front of two real vLLM CPU servers, judged by vLLM's own counters:
+which server finished each request, and how many prompt tokens its prefix cache served.
+
+The prompts are RAG-shaped and sized for the test servers' 512-token context (the tiny
+model's tokenizer makes about 1.7 characters a token): a shared instruction template, then a
+set of retrieved documents, then the question.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from harness.processes import Server, wait_until_healthy
+from tests.integration.microservice.helpers import metric, microservice
+from tests.integration.microservice.second_vllm import SecondVllm
+
+pytestmark = pytest.mark.integration
+
+SETS = 6
+
+
+def counters(url: str) -> tuple[float, float]:
+    """(requests finished, prompt tokens its prefix cache served) by this vLLM's counters."""
+    text = httpx.get(url + "/metrics", timeout=10).text
+    return (
+        metric(text, "vllm:request_success_total"),
+        metric(text, "vllm:prefix_cache_hits_total"),
+    )
+
+
+class Rag:
+    """Prompts of this test only (a fresh salt): no server has seen them before."""
+
+    def __init__(self) -> None:
+        salt = uuid.uuid4().hex[:8]
+        self.template = f"[{salt}] " + "Answer from the documents below, briefly and exactly. " * 3
+
+    def body(self, documents: int, question: str) -> dict[str, Any]:
+        """About 370 tokens; the documents differ from the second 128-character block on."""
+        facts = " ".join(f"Fact {i}: item {i} weighs {i * 7 % 13} kg." for i in range(12))
+        return {
+            "messages": [
+                {"role": "system", "content": self.template},
+                {"role": "user", "content": f"Documents {documents}:\n{facts}\n\nQ: {question}"},
+            ],
+            "max_tokens": 2,
+        }
+
+
+@pytest.fixture(scope="module")
+def usvc_cache_aware(vllm_server: Server, vllm_b: SecondVllm, tiny_model: Path) -> Iterator[Server]:
+    endpoints = f"{vllm_server.base_url},{vllm_b.base_url}"
+    with microservice("cache-aware", endpoints, str(tiny_model)) as server:
+        wait_until_healthy(server, "/v1/health_check", timeout_s=60)
+        yield server
+
+
+def ask(usvc: Server, body: dict[str, Any], urls: list[str]) -> tuple[str, float]:
+    """Send one request alone; (the server that finished it, its prefix-cache hit tokens)."""
+    before = [counters(url) for url in urls]
+    reply = httpx.post(usvc.base_url + "/v1/chat/completions", json=body, timeout=120)
+    assert reply.status_code == 200, reply.text
+    after = [counters(url) for url in urls]
+    done = [url for url, b, a in zip(urls, before, after, strict=True) if a[0] > b[0]]
+    assert len(done) == 1, (before, after)
+    index = urls.index(done[0])
+    return done[0], after[index][1] - before[index][1]
+
+
+def test_questions_on_the_same_documents_go_where_the_documents_are(
+    usvc_cache_aware: Server, vllm_server: Server, vllm_b: SecondVllm, tiny_model: Path
+) -> None:
+    urls, rag = [vllm_server.base_url, vllm_b.base_url], Rag()
+    homes = {
+        n: ask(usvc_cache_aware, rag.body(n, "What is heaviest?"), urls)[0] for n in range(SETS)
+    }
+    assert set(homes.values()) == set(urls), homes  # new documents spread over both
+    probe = {**rag.body(99, "How many?"), "model": str(tiny_model)}
+    reply = httpx.post(vllm_server.base_url + "/v1/chat/completions", json=probe, timeout=120)
+    prompt_tokens = reply.json()["usage"]["prompt_tokens"]
+    for n in reversed(range(SETS)):  # not in turn: round robin would pass in turn
+        home, hits = ask(usvc_cache_aware, rag.body(n, f"Which item is number {n}?"), urls)
+        assert home == homes[n], (n, home, homes)
+        # Its documents came out of the cache: most of the prompt, not just the template.
+        assert hits >= prompt_tokens / 2, (n, hits, prompt_tokens)
+
+
+async def test_load_still_spreads_over_both(
+    usvc_cache_aware: Server, vllm_server: Server, vllm_b: SecondVllm
+) -> None:
+    urls, rag = [vllm_server.base_url, vllm_b.base_url], Rag()
+    before = [counters(url)[0] for url in urls]
+    bodies = [rag.body(n % 4, f"Question {n}?") for n in range(24)]
+    limits = httpx.Limits(max_connections=4)
+    async with httpx.AsyncClient(
+        base_url=usvc_cache_aware.base_url, timeout=120, limits=limits
+    ) as client:
+        gate = asyncio.Semaphore(4)
+
+        async def one(body: dict[str, Any]) -> int:
+            async with gate:
+                return (await client.post("/v1/chat/completions", json=body)).status_code
+
+        codes = await asyncio.gather(*(one(b) for b in bodies))
+    assert codes == [200] * len(bodies)
+    grew = [counters(url)[0] - b for url, b in zip(urls, before, strict=True)]
+    assert sum(grew) == len(bodies) and min(grew) >= len(bodies) * 0.25, grew
+
+
+def test_a_restarted_server_loses_its_entries(
+    usvc_cache_aware: Server, vllm_server: Server, vllm_b: SecondVllm
+) -> None:
+    urls, rag = [vllm_server.base_url, vllm_b.base_url], Rag()
+    for n in range(4):
+        ask(usvc_cache_aware, rag.body(n, "Anything?"), urls)
+    page = httpx.get(usvc_cache_aware.base_url + "/metrics", timeout=10).text
+    label = f'replica="{vllm_b.base_url}"'
+    assert metric(page, "llm_usvc_replica_cache_index_blocks", label) > 0
+    vllm_b.kill()
+    vllm_b.start()
+    wait_until_healthy(usvc_cache_aware, "/v1/health_check", timeout_s=60)
+    for _ in range(100):
+        page = httpx.get(usvc_cache_aware.base_url + "/metrics", timeout=10).text
+        if metric(page, "llm_usvc_replica_cache_index_blocks", label) == 0:
+            break
+        time.sleep(0.1)
+    assert metric(page, "llm_usvc_replica_cache_index_blocks", label) == 0
