@@ -17,7 +17,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from bench import chart, readme, report, run
+from bench import chart, rag_run, readme, report, run
 from bench.runs import Medians, Run, combine, load
 
 RECORDED = Path("bench/results")
@@ -25,8 +25,9 @@ RECORDED = Path("bench/results")
 
 def _write(out: Path, medians: Medians) -> None:
     report.write(out, medians)
-    chart.draw(medians.rows, out / "chart.png")
-    if out.resolve() == RECORDED.resolve():
+    if medians.rows:
+        chart.draw(medians.rows, out / "chart.png")
+    if out.resolve() == RECORDED.resolve() and medians.rows:
         readme.update(Path("README.md"), json.loads((out / "results.json").read_text()))
 
 
@@ -36,25 +37,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per scenario")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply request counts")
     parser.add_argument("--relay-requests", type=int, default=300, help="per relay target")
-    parser.add_argument("--out", type=Path, default=RECORDED)
+    parser.add_argument(
+        "--only",
+        choices=("rag",),
+        help="only this phase (rag: the RAG routing phase); results go to WORK/results unless "
+        "--out says otherwise, so the recorded results are not replaced by a part of them",
+    )
+    parser.add_argument("--out", type=Path)
     parser.add_argument("--work", type=Path, help="model, logs, recording (default: a temp dir)")
     parser.add_argument(
         "--render", action="store_true", help="only rewrite the outputs from OUT/results.json"
     )
     args = parser.parse_args(argv)
     if args.render:
-        _write(args.out, combine(load(json.loads((args.out / "results.json").read_text()))))
+        out = args.out or RECORDED
+        _write(out, combine(load(json.loads((out / "results.json").read_text()))))
     else:
         work = args.work or Path(tempfile.mkdtemp(prefix="bench-"))
+        out = args.out or (work / "results" if args.only else RECORDED)
         runs: list[Run] = []
         for index in range(1, args.runs + 1):
             folder = work / f"run-{index}"
             print(f"bench: run {index} of {args.runs}, server logs in {folder}/logs", flush=True)
-            results = asyncio.run(run.run(folder, args.rounds, args.scale, args.relay_requests))
-            runs.append(Run.of(results, args.rounds))
-            _write(args.out, combine(runs))  # a run cut short later leaves the ones before it
-    print((args.out / "results.md").read_text())
+            runs.append(Run.of(asyncio.run(_one_run(folder, args)), args.rounds))
+            _write(out, combine(runs))  # a run cut short later leaves the ones before it
+    print((out / "results.md").read_text())
     return 0
+
+
+async def _one_run(folder: Path, args: argparse.Namespace) -> run.Results:
+    """The side-by-side run, then the RAG routing phase (each boots and stops its own vLLM)."""
+    if args.only == "rag":
+        results = run.Results()
+    else:
+        results = await run.run(folder, args.rounds, args.scale, args.relay_requests)
+    results.rag = await rag_run.run(folder / "rag", args.rounds, rag_run.scaled(args.scale))
+    return results
 
 
 if __name__ == "__main__":

@@ -77,3 +77,9 @@ def pin_proxies(pids: list[int], pinning: Cores | None) -> str | None:
     for pid in pids:
         pin_tree(pid, pinning.vllm)
     return describe(set().union(*(procstat.tree_cpus(pid) for pid in pids)))
+
+
+def unpin_self() -> None:
+    """Let this process (and what it starts from now on) run on every core again: the kernel
+    narrows the mask to the cores this process may use at all."""
+    pin_self(frozenset(range(os.cpu_count() or 1)))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bench import tables
 from bench.goals import ROUTING_LIMIT, Goal
+from bench.rag_report import rag_table
 from bench.runs import Medians, Run
 from bench.scenarios import STAND_IN
 from bench.summary import workers
@@ -31,9 +32,10 @@ def _run_line(index: int, run: Run) -> str:
         else f"; the second vLLM replica, idle until the two-replica scenarios, used "
         f"{results.idle_replica_cpu_s:.2f} s of CPU during the single-replica ones"
     )
+    rag = f"; then the RAG phase, {results.rag.seconds:.0f} s" if results.rag else ""
     return (
         f"- Run {index}: {results.seconds:.0f} s, {run.rounds} interleaved rounds per scenario, "
-        f"load average (1/5/15 min) {load}{idle}."
+        f"load average (1/5/15 min) {load}{idle}{rag}."
     )
 
 
@@ -84,7 +86,21 @@ def markdown(medians: Medians) -> str:
             text += [f"**{scenario}**", "", *tables.stand_in_table(rows, scenario)]
     text += tables.workers_table(workers(rows))
     text += tables.routing_table(medians.routing, ROUTING_LIMIT)
-    text += ["**Relay micro-benchmark** (stand-in upstream replaying a recorded vLLM stream)", ""]
+    text += rag_table(medians.rag, [run.results.rag for run in runs if run.results.rag])
+    text += _relay_and_memory(medians)
+    text += ["", "**Targets** (set in `bench/goals.py`; each judged on the median)", ""]
+    text += table(
+        ["target", "for", "goal", "measured", "lowest-highest of the runs", "met"],
+        [_goal_line(goal) for goal in medians.goals],
+    )
+    return "\n".join(text) + "\n"
+
+
+def _relay_and_memory(medians: Medians) -> list[str]:
+    """The relay micro-benchmark and the memory table; nothing when only the RAG phase ran."""
+    if not medians.relay and not medians.memory:
+        return []
+    text = ["**Relay micro-benchmark** (stand-in upstream replaying a recorded vLLM stream)", ""]
     text += table(
         ["target", "requests", "chunks/req", "proxy CPU s", "chunks/s per core", "chunks/s wall"],
         [
@@ -107,12 +123,7 @@ def markdown(medians: Medians) -> str:
             for name, m in medians.memory.items()
         ],
     )
-    text += ["", "**Targets** (set in `bench/goals.py`; each judged on the median)", ""]
-    text += table(
-        ["target", "for", "goal", "measured", "lowest-highest of the runs", "met"],
-        [_goal_line(goal) for goal in medians.goals],
-    )
-    return "\n".join(text) + "\n"
+    return text
 
 
 def write(out: Path, medians: Medians) -> None:

@@ -23,6 +23,7 @@ import httpx
 
 from bench import cores, forms, loadgen, measure, procstat, relay, servers
 from bench.measure import Record
+from bench.rag_run import RagPhase
 from bench.relay import RelayRow
 from bench.scenarios import (
     DIRECT_SPREAD,
@@ -58,6 +59,8 @@ class Results:
     # Who ran on which cores ("core 1"), read back from the processes; empty: not pinned.
     cores: dict[str, str] = field(default_factory=dict)
     pace_ms: float = PACE_MS
+    # The RAG routing phase (bench/rag_run.py), when it ran.
+    rag: RagPhase | None = None
 
 
 def _load(results: Results, when: str) -> None:

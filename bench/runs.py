@@ -15,6 +15,10 @@ from typing import Any
 
 from bench.goals import Goal, goals, judge
 from bench.measure import Record
+from bench.rag_run import RagPhase
+from bench.rag_summary import RagRow
+from bench.rag_summary import goals as rag_goals
+from bench.rag_summary import summarise as rag_summarise
 from bench.relay import RelayRow
 from bench.run import Results
 from bench.summary import Routing, Row, all_routing, summarise, workers
@@ -28,10 +32,12 @@ def _figures(
     relay: list[RelayRow],
     memory: dict[str, dict[str, float]],
     checked: list[Goal],
+    rag: list[RagRow],
 ) -> Doc:
     """The figures of one run or of the medians, as results.json keeps them."""
     return {
         "rows": [row.to_json() for row in rows],
+        "rag": [row.to_json() for row in rag],
         "workers": [entry.to_json() for entry in workers(rows)],
         "routing": [entry.to_json() for entry in routing],
         "relay": [row.to_json() for row in relay],
@@ -48,11 +54,14 @@ class Run:
     rounds: int
     rows: list[Row]
     goals: list[Goal]
+    rag: list[RagRow]
 
     @classmethod
     def of(cls, results: Results, rounds: int) -> Run:
         rows = summarise(results.records)
-        return cls(results, rounds, rows, goals(rows, results.relay))
+        rag = rag_summarise(results.rag.records) if results.rag else []
+        checked = goals(rows, results.relay) if rows else []
+        return cls(results, rounds, rows, checked + (rag_goals(rag) if rag else []), rag)
 
     @property
     def routing(self) -> list[Routing]:
@@ -67,8 +76,11 @@ class Run:
             "idle_replica_cpu_s": results.idle_replica_cpu_s,
             "cores": results.cores,
             "stand_in_pace_ms": results.pace_ms,
-            **_figures(self.rows, self.routing, results.relay, results.memory, self.goals),
+            **_figures(
+                self.rows, self.routing, results.relay, results.memory, self.goals, self.rag
+            ),
             "segments": [record.to_json() for record in results.records],
+            "rag_phase": results.rag.to_json() if results.rag else None,
         }
 
     @classmethod
@@ -83,6 +95,7 @@ class Run:
             idle_replica_cpu_s=doc["idle_replica_cpu_s"],
             cores=doc["cores"],
             pace_ms=doc["stand_in_pace_ms"],
+            rag=RagPhase.from_json(doc["rag_phase"]) if doc.get("rag_phase") else None,
         )
         return cls.of(results, doc["rounds"])
 
@@ -139,11 +152,12 @@ class Medians:
     relay: list[RelayRow]
     memory: dict[str, dict[str, float]]
     goals: list[Goal]
+    rag: list[RagRow]
 
     def to_json(self) -> Doc:
         return {
             "run_count": len(self.runs),
-            **_figures(self.rows, self.routing, self.relay, self.memory, self.goals),
+            **_figures(self.rows, self.routing, self.relay, self.memory, self.goals, self.rag),
             "runs": [run.to_json() for run in self.runs],
         }
 
@@ -155,6 +169,7 @@ def combine(runs: list[Run]) -> Medians:
     memory = medians(
         [[{"name": k, **v} for k, v in run.results.memory.items()] for run in runs], ("name",)
     )
+    rag = medians([[r.to_json() for r in run.rag] for run in runs], ("target",))
     return Medians(
         runs=runs,
         rows=[Row(**{**row, "spread": spread}) for row, spread in rows],
@@ -162,4 +177,5 @@ def combine(runs: list[Run]) -> Medians:
         relay=[RelayRow(**row) for row, _ in relayed],
         memory={m.pop("name"): m for m, _ in memory},
         goals=judge([run.goals for run in runs]),
+        rag=[RagRow(**{**row, "spread": spread}) for row, spread in rag],
     )

@@ -22,10 +22,14 @@ def vllm(model_dir: Path, work: Path) -> Iterator[Server]:
 
 
 @contextlib.contextmanager
-def vllm_replicas(model_dir: Path, work: Path, count: int) -> Iterator[list[Server]]:
-    """``count`` vLLM CPU servers on the tiny model, loaded in parallel; logs vllm-<n>.log."""
-    logs = [work / "logs" / f"vllm-{n}.log" for n in range(1, count + 1)]
-    with servers.vllm_replicas(str(model_dir), work / "hf-home", logs) as started:
+def vllm_replicas(
+    model_dir: Path, work: Path, count: int, name: str = "vllm", **env: str
+) -> Iterator[list[Server]]:
+    """``count`` vLLM CPU servers on the tiny model, loaded in parallel; logs <name>-<n>.log;
+    ``env`` overrides any variable of every replica."""
+    logs = [work / "logs" / f"{name}-{n}.log" for n in range(1, count + 1)]
+    boots = [servers.VllmBoot(work / "hf-home", log, env) for log in logs]
+    with servers.vllm_together(str(model_dir), boots) as started:
         yield started
 
 
@@ -63,10 +67,12 @@ def replay_upstream(
 
 
 @contextlib.contextmanager
-def vllm_router(name: str, worker_urls: Sequence[str], work: Path) -> Iterator[Server]:
+def vllm_router(
+    name: str, worker_urls: Sequence[str], work: Path, policy: str = "round_robin"
+) -> Iterator[Server]:
     """vLLM's Rust router (PyPI ``vllm-router``, the ``bench`` extra) in front of
-    ``worker_urls``, round robin; the reference proxies are compared to (in front of real vLLM
-    and of the stand-in upstream).
+    ``worker_urls``, round robin by default; the reference proxies are compared to (in front of
+    real vLLM and of the stand-in upstream), and with ``cache_aware`` the routing reference.
     Its Prometheus endpoint (on by default) gets a free port of its own."""
     port = free_port()
     args = python_module(
@@ -74,7 +80,7 @@ def vllm_router(name: str, worker_urls: Sequence[str], work: Path) -> Iterator[S
         "--host", "127.0.0.1",
         "--port", str(port),
         "--worker-urls", *worker_urls,
-        "--policy", "round_robin",
+        "--policy", policy,
         "--prometheus-host", "127.0.0.1",
         "--prometheus-port", str(free_port()),
         "--worker-startup-check-interval", "1",

@@ -2,9 +2,9 @@
 and sane (counts, orderings, tokens per request). No timing assertions: timings are the
 benchmark's job, not the tests'.
 
-The two-replica scenario is exercised on the session's one vLLM reached under two names
-(``127.0.0.1`` and ``localhost``), which the microservice and the load generator treat as two
-replicas: no second vLLM is booted here. ``make bench`` runs it over two real ones."""
+The two-replica scenario and the RAG phase are exercised on the session's one vLLM reached under
+two names (``127.0.0.1`` and ``localhost``), which the microservice and the load generator treat
+as two replicas: no second vLLM is booted here. ``make bench`` runs them over two real ones."""
 
 from __future__ import annotations
 
@@ -16,9 +16,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bench import loadgen, procstat, relay, replay_upstream, report, servers
+from bench import loadgen, procstat, rag_run, rag_work, relay, replay_upstream, report, servers
 from bench.goals import ROUTING_OVERHEAD, goals
 from bench.measure import segment
+from bench.rag_measure import RagTarget, Work
+from bench.rag_run import RagPhase
+from bench.rag_summary import MISS_GOAL
+from bench.rag_summary import summarise as rag_summarise
+from bench.rag_work import Shape
 from bench.run import Results
 from bench.runs import Run, combine
 from bench.scenarios import (
@@ -225,3 +230,55 @@ async def test_two_replica_segments_give_routing_figures(
     assert [g.limit for g in overhead] == [1.10, 1.10]
     text = report.markdown(combine([Run.of(Results(records=records), 1)]))
     assert "**Two replicas: routing**" in text and "| 4 / 4 |" in text
+
+
+# The RAG phase scaled down to the session's vLLM (VLLM_MAX_MODEL_LEN 512): a short template,
+# small document sets, six asks per segment.
+RAG_SHAPE = Shape(
+    template_chars=200, sets=2, questions=2, conversations=1, documents=(2, 3), set_chars=(300, 500)
+)
+
+
+async def test_rag_phase_counts_prefix_cache_and_spread(
+    vllm_server: Server, tiny_model: Path, tmp_path: Path
+) -> None:
+    model, url = str(tiny_model), vllm_server.base_url
+    names = [url, url.replace("127.0.0.1", "localhost")]  # one vLLM, two replica names
+    asks = rag_work.build(RAG_SHAPE)
+    assert [a.earlier for a in asks if a.earlier] == [(2,)]  # the conversation's second turn
+    with (
+        servers.microservice("rag-rr", ",".join(names), model, tmp_path, LLM_ROUTING="round_robin")
+        as usvc,
+        servers.vllm_router("rag", names, tmp_path, policy="cache_aware") as router,
+    ):  # fmt: skip
+        targets = [
+            RagTarget(rag_run.REFERENCE, url, None),
+            RagTarget(rag_run.MICROSERVICE + "round_robin", usvc.base_url, usvc.process.pid),
+            RagTarget(rag_run.ROUTER_CACHE_AWARE, router.base_url, router.process.pid),
+        ]
+        work = Work(model, RAG_SHAPE, concurrency=2, max_tokens=8)
+        records = await rag_run.measure(targets, names, work, rounds=1)
+        sizes, block = await rag_run.cache_config(names)
+    assert sizes[0] == sizes[1] > 0 and block > 0
+    assert [(r.target, r.round) for r in records] == [(t.name, 0) for t in targets]
+    for record in records:
+        assert (record.ok, record.failed) == (len(asks), 0), record.errors
+        # Both names read the same counters: every figure counts twice, alike.
+        assert record.finished == [len(asks), len(asks)]
+        assert record.queries[0] == record.queries[1] > 0 and record.hits[0] > 0
+        assert len(record.ttfts_s) == len(asks)
+    rows = rag_summarise(records)
+    assert [r.target for r in rows] == [t.name for t in targets]
+    for row in rows:
+        assert row.requests == len(asks) and row.failed == 0
+        assert row.shares == [50.0, 50.0] and row.miss_ratio is not None
+        assert row.hit_rate is not None and 0 < row.hit_rate < 100
+        assert row.ttft_p50_ms is not None and row.ttft_p90_ms is not None
+        assert (row.cpu_ms_per_req is None) == (row.target == rag_run.REFERENCE)
+    assert rows[0].miss_ratio == 1.0
+    phase = RagPhase(records, 1.0, {}, sizes, block, {"sets": 2, "questions": 2})
+    run = Run.from_json(Run.of(Results(rag=phase), 1).to_json())  # through results.json
+    assert [g.goal for g in run.goals][:1] == [MISS_GOAL] and run.rag == rows
+    text = report.markdown(combine([run]))
+    assert "**RAG routing over two replicas**" in text and "| 50 / 50 |" in text
+    assert "no cached block was evicted" in text

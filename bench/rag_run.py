@@ -1,0 +1,173 @@
+"""The RAG routing phase: two vLLM replicas of the tiny model, and in front of them the
+microservice once per routing policy and vLLM's Rust router with its cache-aware policy; each
+sent the same RAG-shaped work (bench/rag_work.py), beside the same work sent straight to ONE
+replica (the reference: what a single replica computes, with every request's prefix cached
+where it could be). Counted with vLLM's own prefix-cache and request counters.
+
+Rounds as in bench/run.py: in each round every target gets one segment, in an order rotated per
+round. Replicas are pinned like the two-replica scenarios there (both on the first core, the
+load generator and the proxies on the second).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import get_args
+
+from bench import cores, loadgen, procstat, servers
+from bench.rag_measure import RagRecord, RagTarget, Work, segment
+from bench.rag_work import BENCH, Shape
+
+REFERENCE = "vLLM direct, one replica"
+ROUTER_CACHE_AWARE = "vLLM router (Rust), cache_aware"
+MICROSERVICE = "microservice, "
+# The microservice's policies measured, each a target of its own (LLM_ROUTING); one the
+# microservice does not know yet is left out (cache_aware until it lands).
+POLICIES = ("round_robin", "least_loaded", "prefix", "cache_aware")
+# Later: cache_aware fed by the replicas' KV-cache events; a target of its own, with the
+# replicas started with `--kv-events-config` (add it here and in `_microservice_env`).
+KV_EVENTS_TARGETS: dict[str, dict[str, str]] = {}
+REPLICAS = 2
+# Long enough for the longest prompt of the work (about 1,650 tokens, with the answer); the
+# tiny model's context is 2,048 positions.
+MAX_MODEL_LEN = "2048"
+CACHE_CONFIG = re.compile(r"^vllm:cache_config_info\{([^}]*)\}", re.M)
+LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+@dataclass
+class RagPhase:
+    """Every RAG segment of one run; JSON-ready."""
+
+    records: list[RagRecord] = field(default_factory=list)
+    seconds: float = 0.0
+    cores: dict[str, str] = field(default_factory=dict)
+    # Each replica's KV cache in tokens and its block size (vLLM's cache_config_info): the
+    # salts keep targets apart only while no cached block is evicted (see ``salt``).
+    kv_cache_tokens: list[float] = field(default_factory=list)
+    block_size: int = 0
+    shape: dict[str, object] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return {**asdict(self), "records": [r.to_json() for r in self.records]}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, object]) -> RagPhase:
+        raw = doc.get("records")
+        records = [RagRecord(**r) for r in raw] if isinstance(raw, list) else []
+        return cls(records, **{k: v for k, v in doc.items() if k != "records"})  # type: ignore[arg-type]
+
+
+def scaled(scale: float) -> Shape:
+    """The work with ``scale`` times the document sets and conversations (at least 2 and 1)."""
+    sets = max(2, round(BENCH.sets * scale))
+    conversations = max(1, round(BENCH.conversations * scale))
+    return replace(BENCH, sets=sets, conversations=conversations)
+
+
+def policies() -> list[str]:
+    """POLICIES the microservice's settings accept (its LLM_ROUTING values)."""
+    from microservice.settings import RoutingPolicy
+
+    known = set(get_args(RoutingPolicy))
+    return [policy for policy in POLICIES if policy in known]
+
+
+def salt(run_id: str, round_index: int, target_index: int) -> str:
+    """Unique per segment. Why salts and not a cache reset: each segment's template starts with
+    its own salt, so no KV block of one segment matches another's (vLLM hashes each block
+    over every token before it) and no cache carries over between targets or rounds, with no
+    restart and no dev-mode endpoint (``/reset_prefix_cache`` needs VLLM_SERVER_DEV_MODE). It
+    holds while nothing is evicted: vLLM reuses a freed cached block only once every never-used
+    block was handed out, and 1 GiB holds about 2 million tokens of the tiny model, far more
+    than a replica computes in the whole phase (the report checks it: misses plus generated
+    tokens against ``kv_cache_tokens``)."""
+    return f"{run_id}-{round_index:02d}-{target_index:02d}"
+
+
+async def cache_config(urls: list[str]) -> tuple[list[float], int]:
+    """Each replica's KV-cache size in tokens, and the block size, from cache_config_info."""
+    sizes, block = [], 0
+    async with loadgen.make_client(1) as client:
+        for url in urls:
+            text = (await client.get(url + "/metrics")).text
+            found = CACHE_CONFIG.search(text)
+            labels = dict(LABEL.findall(found.group(1))) if found else {}
+            sizes.append(float(labels.get("kv_cache_size_tokens", 0)))
+            block = int(labels.get("block_size", 0))
+    return sizes, block
+
+
+async def _targets(
+    stack: contextlib.ExitStack, urls: list[str], model: str, work: Path
+) -> list[RagTarget]:
+    endpoint = ",".join(urls)
+    targets = [RagTarget(REFERENCE, urls[0], None)]
+    for policy in policies():
+        usvc = stack.enter_context(
+            servers.microservice(f"rag-{policy}", endpoint, model, work, LLM_ROUTING=policy)
+        )
+        targets.append(RagTarget(MICROSERVICE + policy, usvc.base_url, usvc.process.pid))
+    router = stack.enter_context(servers.vllm_router("rag", urls, work, policy="cache_aware"))
+    targets.append(RagTarget(ROUTER_CACHE_AWARE, router.base_url, router.process.pid))
+    return targets
+
+
+async def run(work: Path, rounds: int, shape: Shape = BENCH, model: str | None = None) -> RagPhase:
+    """One run of the phase; ``model`` is a built tiny model (else one is built in ``work``)."""
+    from model_server.tiny_model import build
+
+    started = time.monotonic()
+    phase = RagPhase(shape=asdict(shape))
+    model = model or str(build(work / "model"))
+    cores.unpin_self()  # the replicas compile their model on every core
+    pinning = cores.plan()
+    with contextlib.ExitStack() as stack:
+        replicas = stack.enter_context(
+            servers.vllm_replicas(
+                Path(model), work, REPLICAS, "rag-vllm", VLLM_MAX_MODEL_LEN=MAX_MODEL_LEN
+            )
+        )
+        urls = [r.base_url for r in replicas]
+        if pinning:
+            for replica in replicas:
+                cores.pin_tree(replica.process.pid, pinning.vllm)
+            cores.pin_self(pinning.rest)
+            on = set().union(*(procstat.tree_cpus(r.process.pid) for r in replicas))
+            phase.cores["vLLM, both replicas"] = cores.describe(on)
+            phase.cores["load generator, proxies"] = cores.describe(os.sched_getaffinity(0))
+        targets = await _targets(stack, urls, model, work)
+        phase.records = await measure(targets, urls, Work(model, shape), rounds)
+        phase.kv_cache_tokens, phase.block_size = await cache_config(urls)
+    cores.unpin_self()
+    phase.seconds = round(time.monotonic() - started, 1)
+    return phase
+
+
+async def measure(
+    targets: list[RagTarget], urls: list[str], work: Work, rounds: int
+) -> list[RagRecord]:
+    """A warm-up segment per target (connections, vLLM's compiled shapes), then ``rounds``
+    interleaved rounds; every segment with its own salt."""
+    run_id = secrets.token_hex(4)
+    records = []
+    async with loadgen.make_client(work.concurrency) as client:
+        for index, target in enumerate(targets):
+            await segment(client, target, -1, salt(run_id, 99, index), work, urls)
+        for round_index in range(rounds):
+            shift = round_index % len(targets)
+            for target in targets[shift:] + targets[:shift]:
+                index = targets.index(target)
+                record = await segment(
+                    client, target, round_index, salt(run_id, round_index, index), work, urls
+                )
+                print(f"bench: rag round {round_index} {target.name}: {record.ok} ok, "
+                      f"{record.failed} failed in {record.wall_s:.1f}s", flush=True)  # fmt: skip
+                records.append(record)
+    return records
