@@ -49,6 +49,8 @@ REQUIRED_METRICS = {
     "per-key prompt tokens": "llm_usvc_key_prompt_tokens_total",
     "per-key completion tokens": "llm_usvc_key_completion_tokens_total",
     "vLLM engine": "vllm:num_requests_running",
+    "per-replica prefix-cache hits": "llm_usvc_replica_prefix_cache_hits",
+    "routing decisions by reason": "llm_usvc_routing_decisions_total",
 }
 # Exact version tags: no latest, no bare major or minor.
 PINNED_IMAGE = re.compile(r"^[\w./-]+:v?\d+\.\d+\.\d+$")
