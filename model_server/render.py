@@ -19,6 +19,9 @@ VLLM_ENTRYPOINT = ("-m", "vllm.entrypoints.openai.api_server")
 SECRET_ENV = frozenset({"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"})
 # The topic vLLM's KV-event publisher sends under; readers subscribe to it (or to everything).
 KV_EVENTS_TOPIC = "kv"
+# What vLLM derives the first block's parent hash from when set (kv_cache_utils.init_none_hash);
+# unset, vLLM before vllm-project/vllm#51875 (v0.26.0, on Gaudi) takes a random one per process.
+KV_EVENTS_HASH_SEED = "0"
 
 
 @dataclass(frozen=True)
@@ -98,6 +101,8 @@ def _common_env(s: ModelServerSettings) -> dict[str, str]:
     if s.otel_exporter_otlp_endpoint is not None:
         # vLLM picks its exporter from this variable alone and defaults to grpc.
         env["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] = s.otel_exporter_otlp_protocol
+    if s.vllm_kv_events_port is not None:
+        env["PYTHONHASHSEED"] = KV_EVENTS_HASH_SEED
     return env
 
 

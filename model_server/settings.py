@@ -182,9 +182,10 @@ class ModelServerSettings(BaseSettings):
         "ZMQ publisher bound on every interface, `tcp://*:PORT`, topic `kv`), so that a router "
         "can learn which prompt blocks each replica holds; `VLLM_REPLICAS` replica *i* "
         "publishes on PORT+*i*. With it, block hashes are "
-        "`--prefix-caching-hash-algo sha256_cbor`: canonical CBOR, which a reader outside vLLM "
-        "recomputes exactly from token ids, where vLLM's default `sha256` hashes Python "
-        "pickles. Unset: no events.",
+        "`--prefix-caching-hash-algo sha256_cbor` chained from a fixed seed "
+        "(`PYTHONHASHSEED=0`): canonical CBOR, which a reader outside vLLM recomputes exactly "
+        "from token ids, where vLLM's default `sha256` hashes Python pickles and older vLLM "
+        "(the v0.26.0 vllm-gaudi builds on) seeds each process at random. Unset: no events.",
     )
     vllm_skip_warmup: bool | None = Field(
         None,

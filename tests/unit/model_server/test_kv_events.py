@@ -9,7 +9,7 @@ import pytest
 
 from common.config_errors import ConfigError
 from model_server.__main__ import load_settings
-from model_server.render import render
+from model_server.render import merged_env, render
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 
@@ -19,9 +19,10 @@ def flag(args: list[str], name: str) -> str | None:
 
 
 def test_unset_publishes_nothing() -> None:
-    args = render(load_settings(None)).vllm_args
-    assert "--kv-events-config" not in args
-    assert "--prefix-caching-hash-algo" not in args
+    plan = render(load_settings(None))
+    assert "--kv-events-config" not in plan.vllm_args
+    assert "--prefix-caching-hash-algo" not in plan.vllm_args
+    assert "PYTHONHASHSEED" not in plan.env
 
 
 @pytest.mark.parametrize("device", ["cpu", "hpu"])
@@ -30,7 +31,8 @@ def test_a_port_binds_a_zmq_publisher_on_every_interface(
 ) -> None:
     clean_env.setenv("LLM_DEVICE", device)
     clean_env.setenv("VLLM_KV_EVENTS_PORT", "5557")
-    args = render(load_settings(None)).vllm_args
+    plan = render(load_settings(None))
+    args = plan.vllm_args
     config = json.loads(flag(args, "--kv-events-config") or "")
     assert config == {
         "enable_kv_cache_events": True,
@@ -39,6 +41,15 @@ def test_a_port_binds_a_zmq_publisher_on_every_interface(
         "topic": "kv",
     }
     assert flag(args, "--prefix-caching-hash-algo") == "sha256_cbor"
+    # the first block's parent: sha256_cbor("0") on every vLLM, not a per-process random one
+    assert plan.env["PYTHONHASHSEED"] == "0"
+
+
+def test_the_seed_wins_over_an_inherited_one(clean_env: pytest.MonkeyPatch) -> None:
+    """A reader knows the seed only if every replica has the same one."""
+    clean_env.setenv("VLLM_KV_EVENTS_PORT", "5557")
+    plan = render(load_settings(None))
+    assert merged_env({"PYTHONHASHSEED": "42"}, plan)["PYTHONHASHSEED"] == "0"
 
 
 def test_an_empty_value_is_unset(clean_env: pytest.MonkeyPatch) -> None:
