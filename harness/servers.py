@@ -34,11 +34,14 @@ def vllm(model: str, hf_home: Path, log_path: Path, **extra_env: str) -> Iterato
 
 @dataclass(frozen=True)
 class VllmBoot:
-    """One server of a group booted together: its HF home, its log, variables of its own."""
+    """One server of a group booted together: its HF home, its log, variables of its own, and
+    variables that each get a free port of their own (none of the group's other ports), such
+    as ``VLLM_KV_EVENTS_PORT``; vLLM's ``/kv_event_sources`` tells a test which."""
 
     hf_home: Path
     log_path: Path
     env: Mapping[str, str] = field(default_factory=dict)
+    port_variables: tuple[str, ...] = ()
 
 
 @contextlib.contextmanager
@@ -46,13 +49,20 @@ def vllm_together(model: str, boots: Sequence[VllmBoot]) -> Iterator[list[Server
     """One vLLM CPU server on ``model`` per boot, all started at once so they load in parallel
     (their imports, most of a boot, take a core each; each has its own 1 GiB KV cache); yields
     once every ``/health`` answers. One that exits or times out stops them all."""
-    ports = _distinct_free_ports(len(boots))
+    found = _distinct_free_ports(len(boots) + sum(len(b.port_variables) for b in boots))
+    ports, more = found[: len(boots)], iter(found[len(boots) :])
     with contextlib.ExitStack() as stack:
         started = [
             stack.enter_context(
                 spawned(
                     python_module("model_server"),
-                    vllm_env(model, port, boot.hf_home, **boot.env),
+                    vllm_env(
+                        model,
+                        port,
+                        boot.hf_home,
+                        **boot.env,
+                        **{name: str(next(more)) for name in boot.port_variables},
+                    ),
                     port,
                     boot.log_path,
                 )

@@ -63,7 +63,10 @@ def session_vllms(
                 # compact JSON: the random-weight model would pad structured outputs with blanks
                 "VLLM_JSON_COMPACT": "true",
                 "OTEL_EXPORTER_OTLP_ENDPOINT": otlp_receiver.endpoint,
+                # POST /reset_prefix_cache, so a test sees vLLM's AllBlocksCleared event
+                "VLLM_SERVER_DEV_MODE": "1",
             },
+            port_variables=("VLLM_KV_EVENTS_PORT",),  # its KV-cache events, on a port of its own
         ),
         "vllm_embedding_server": servers.VllmBoot(
             tmp_path_factory.mktemp("hf-home-embedding"),

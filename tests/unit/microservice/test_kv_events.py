@@ -6,7 +6,6 @@ publisher on loopback, batches in order with a Gap wherever events were lost."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,25 +28,10 @@ from microservice.routing.kv_events import (
     endpoints,
     sequence_gap,
 )
+from tests.kv_hashes import DEFAULT_SEED, sha256_cbor_hashes
 
 CAPTURE = json.loads((Path(__file__).parent / "kv_events_capture.json").read_text())
 FRAMES = [(m["seq"].to_bytes(8, "big"), bytes.fromhex(m["payload"])) for m in CAPTURE["captured"]]
-
-
-def sha256_cbor_chain(token_ids: list[int], block_size: int) -> list[int]:
-    """vLLM's block hashes with `--prefix-caching-hash-algo sha256_cbor`, recomputed: each
-    block's digest over (the parent's digest, its tokens, no extra keys), the first parent
-    the digest of vLLM's fixed seed; published as the digest's last 8 bytes."""
-    cbor2 = pytest.importorskip("cbor2")
-
-    def digest(value: object) -> bytes:
-        return hashlib.sha256(cbor2.dumps(value, canonical=True)).digest()
-
-    parent, hashes = digest("vllm-none-hash"), []
-    for start in range(0, len(token_ids) - block_size + 1, block_size):
-        parent = digest((parent, tuple(token_ids[start : start + block_size]), None))
-        hashes.append(int.from_bytes(parent[-8:], "big"))
-    return hashes
 
 
 def test_a_real_vllm_batch_decodes_into_typed_events() -> None:
@@ -66,7 +50,7 @@ def test_the_hashes_are_recomputed_from_the_token_ids(index: int) -> None:
     stored = [event for event in raw if event["type"] == "BlockStored"]
     for event in stored:
         assert event["parent_block_hash"] is None  # each starts its prompt here
-        assert event["block_hashes"] == sha256_cbor_chain(event["token_ids"], 128)
+        assert event["block_hashes"] == sha256_cbor_hashes(event["token_ids"], 128, DEFAULT_SEED)
 
 
 def test_bytes_hashes_lora_and_the_cpu_tier_are_kept() -> None:
