@@ -72,6 +72,7 @@ async def _one_run(folder: Path, args: argparse.Namespace) -> run.Results:
     else:
         results = await run.run(folder, args.rounds, args.scale, args.relay_requests)
     results.rag = await rag_run.run(folder / "rag", args.rounds, rag_run.scaled(args.scale))
+    results.rag.alone = args.only == "rag"
     return results
 
 

@@ -53,6 +53,7 @@ class RagPhase:
     kv_cache_tokens: list[float] = field(default_factory=list)
     block_size: int = 0
     shape: dict[str, object] = field(default_factory=dict)
+    alone: bool = False  # measured in a run of its own (``--only rag``)
 
     def to_json(self) -> dict[str, object]:
         return {**asdict(self), "records": [r.to_json() for r in self.records]}

@@ -25,6 +25,8 @@ def runs_note(count: int) -> str:
 
 def _run_line(index: int, run: Run) -> str:
     results = run.results
+    if results.rag and not results.records:
+        return f"- Run {index}: the RAG phase only, {results.rag.seconds:.0f} s."
     load = ", ".join(f"{when}: {' / '.join(map(str, avg))}" for when, avg in results.load.items())
     idle = (
         ""
@@ -32,7 +34,10 @@ def _run_line(index: int, run: Run) -> str:
         else f"; the second vLLM replica, idle until the two-replica scenarios, used "
         f"{results.idle_replica_cpu_s:.2f} s of CPU during the single-replica ones"
     )
-    rag = f"; then the RAG phase, {results.rag.seconds:.0f} s" if results.rag else ""
+    rag = ""
+    if results.rag:
+        apart = " (measured in a run of its own, `--only rag`)" if results.rag.alone else ""
+        rag = f"; then the RAG phase{apart}, {results.rag.seconds:.0f} s"
     return (
         f"- Run {index}: {results.seconds:.0f} s, {run.rounds} interleaved rounds per scenario, "
         f"load average (1/5/15 min) {load}{idle}{rag}."
@@ -40,6 +45,8 @@ def _run_line(index: int, run: Run) -> str:
 
 
 def _cores_note(runs: list[Run]) -> list[str]:
+    if not any(run.results.records for run in runs):
+        return []  # the RAG phase alone: its own table says where it ran
     pinned = runs[0].results.cores if runs else {}
     if not pinned:
         return ["Nothing pinned to cores (fewer than 2).", ""]
