@@ -15,9 +15,10 @@ import argparse
 import asyncio
 import json
 import tempfile
+import time
 from pathlib import Path
 
-from bench import chart, rag_run, readme, report, run
+from bench import chart, rag_run, rag_ttft, readme, report, run
 from bench.runs import Medians, Run, combine, load
 
 RECORDED = Path("bench/results")
@@ -42,6 +43,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=("rag",),
         help="only this phase (rag: the RAG routing phase); results go to WORK/results unless "
         "--out says otherwise, so the recorded results are not replaced by a part of them",
+    )
+    parser.add_argument(
+        "--no-ttft",
+        action="store_true",
+        help="skip the RAG phase's TTFT part on the prefill-heavy model (about 4 minutes)",
     )
     parser.add_argument("--out", type=Path)
     parser.add_argument("--work", type=Path, help="model, logs, recording (default: a temp dir)")
@@ -73,6 +79,13 @@ async def _one_run(folder: Path, args: argparse.Namespace) -> run.Results:
         results = await run.run(folder, args.rounds, args.scale, args.relay_requests)
     results.rag = await rag_run.run(folder / "rag", args.rounds, rag_run.scaled(args.scale))
     results.rag.alone = args.only == "rag"
+    if not args.no_ttft:
+        started = time.monotonic()
+        shape = rag_ttft.scaled(args.scale)
+        records, where = await rag_ttft.run(folder / "rag-ttft", args.rounds, shape)
+        results.rag.ttft_records = records
+        results.rag.ttft_seconds = round(time.monotonic() - started, 1)
+        results.rag.cores.update({f"prefill-heavy model: {k}": v for k, v in where.items()})
     return results
 
 

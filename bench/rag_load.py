@@ -23,7 +23,7 @@ from bench.rag_work import Ask, Shape
 
 @dataclass(frozen=True, slots=True)
 class Shot:
-    """One ask as the client saw it: TTFT is the time to the first chunk with content."""
+    """One ask as the client saw it: TTFT is the time to the first chunk with a token."""
 
     ok: bool
     latency_s: float
@@ -51,35 +51,41 @@ def body(model: str, messages: list[dict[str, str]], max_tokens: int) -> bytes:
     return orjson.dumps(request)
 
 
-def _content(line: bytes) -> str:
-    """The text a ``data:`` line of an OpenAI chunk carries; '' for anything else."""
+def _token(line: bytes) -> str | None:
+    """The text of a ``data:`` line that carries a generated token (its text may be '': a
+    byte-level token that ends no character yet); None for any other line, the role chunk
+    included."""
     if not line.startswith(b"data: ") or line == b"data: [DONE]":
-        return ""
+        return None
     try:
-        chunk = orjson.loads(line[6:])
-        return str(chunk["choices"][0]["delta"].get("content") or "")
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        return ""
+        delta = orjson.loads(line[6:])["choices"][0]["delta"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return None
+    if not isinstance(delta, dict) or "role" in delta or "content" not in delta:
+        return None
+    return str(delta["content"] or "")
 
 
 async def _stream(client: httpx.AsyncClient, url: str, content: bytes) -> tuple[Shot, str]:
     start = time.perf_counter()
     ttft: float | None = None
     text: list[str] = []
+    done = False
     async with client.stream("POST", url, content=content, headers=HEADERS) as response:
         if response.status_code != 200:
             await response.aread()
             error = f"HTTP {response.status_code}: {response.text[:120]}"
             return Shot(False, time.perf_counter() - start, None, error), ""
         async for line in response.aiter_lines():
-            piece = _content(line.encode())
-            if piece and ttft is None:
-                ttft = time.perf_counter() - start
-            text.append(piece)
-    answer = "".join(text)
-    if ttft is None:
-        return Shot(False, time.perf_counter() - start, None, "no content in the stream"), ""
-    return Shot(True, time.perf_counter() - start, ttft), answer
+            done = done or line == "data: [DONE]"
+            piece = _token(line.encode())
+            if piece is not None:
+                ttft = ttft or time.perf_counter() - start
+                text.append(piece)
+    latency = time.perf_counter() - start
+    if ttft is None or not done:
+        return Shot(False, latency, None, "no token or no [DONE] in the stream"), ""
+    return Shot(True, latency, ttft), "".join(text)
 
 
 async def send(

@@ -16,9 +16,10 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import get_args
+from typing import Any, get_args
 
 from bench import cores, loadgen, procstat, servers
 from bench.rag_measure import RagRecord, RagTarget, Work, segment
@@ -41,6 +42,9 @@ CACHE_CONFIG = re.compile(r"^vllm:cache_config_info\{([^}]*)\}", re.M)
 LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
+RECORD_LISTS = ("records", "ttft_records")
+
+
 @dataclass
 class RagPhase:
     """Every RAG segment of one run; JSON-ready."""
@@ -54,15 +58,19 @@ class RagPhase:
     block_size: int = 0
     shape: dict[str, object] = field(default_factory=dict)
     alone: bool = False  # measured in a run of its own (``--only rag``)
+    # The same work's TTFT on the prefill-heavy model (bench/rag_ttft.py), where it ran.
+    ttft_records: list[RagRecord] = field(default_factory=list)
+    ttft_seconds: float = 0.0
 
     def to_json(self) -> dict[str, object]:
-        return {**asdict(self), "records": [r.to_json() for r in self.records]}
+        return asdict(self)
 
     @classmethod
-    def from_json(cls, doc: dict[str, object]) -> RagPhase:
-        raw = doc.get("records")
-        records = [RagRecord(**r) for r in raw] if isinstance(raw, list) else []
-        return cls(records, **{k: v for k, v in doc.items() if k != "records"})  # type: ignore[arg-type]
+    def from_json(cls, doc: dict[str, Any]) -> RagPhase:
+        phase = cls(**{k: v for k, v in doc.items() if k not in RECORD_LISTS})
+        phase.records = [RagRecord(**r) for r in doc.get("records", [])]
+        phase.ttft_records = [RagRecord(**r) for r in doc.get("ttft_records", [])]
+        return phase
 
 
 def scaled(scale: float) -> Shape:
@@ -120,6 +128,30 @@ async def _targets(
     return targets
 
 
+@contextlib.contextmanager
+def pinned_replicas(
+    model: str, work: Path, name: str, where: dict[str, str]
+) -> Iterator[list[str]]:
+    """Two replicas of ``model`` (their base URLs), booted on every core so that they compile
+    there, then pinned as bench/cores.py says: both on the first core, this process and what
+    it starts later on the second (``where`` gets who runs where); every core again after."""
+    cores.unpin_self()
+    pinning = cores.plan()
+    boot = servers.vllm_replicas(
+        Path(model), work, REPLICAS, name, VLLM_MAX_MODEL_LEN=MAX_MODEL_LEN
+    )
+    with boot as replicas:
+        if pinning:
+            for replica in replicas:
+                cores.pin_tree(replica.process.pid, pinning.vllm)
+            cores.pin_self(pinning.rest)
+            on = set().union(*(procstat.tree_cpus(r.process.pid) for r in replicas))
+            where["vLLM, both replicas"] = cores.describe(on)
+            where["load generator, proxies"] = cores.describe(os.sched_getaffinity(0))
+        yield [r.base_url for r in replicas]
+    cores.unpin_self()
+
+
 async def run(work: Path, rounds: int, shape: Shape = BENCH, model: str | None = None) -> RagPhase:
     """One run of the phase; ``model`` is a built tiny model (else one is built in ``work``)."""
     from model_server.tiny_model import build
@@ -127,40 +159,25 @@ async def run(work: Path, rounds: int, shape: Shape = BENCH, model: str | None =
     started = time.monotonic()
     phase = RagPhase(shape=asdict(shape))
     model = model or str(build(work / "model"))
-    cores.unpin_self()  # the replicas compile their model on every core
-    pinning = cores.plan()
     with contextlib.ExitStack() as stack:
-        replicas = stack.enter_context(
-            servers.vllm_replicas(
-                Path(model), work, REPLICAS, "rag-vllm", VLLM_MAX_MODEL_LEN=MAX_MODEL_LEN
-            )
-        )
-        urls = [r.base_url for r in replicas]
-        if pinning:
-            for replica in replicas:
-                cores.pin_tree(replica.process.pid, pinning.vllm)
-            cores.pin_self(pinning.rest)
-            on = set().union(*(procstat.tree_cpus(r.process.pid) for r in replicas))
-            phase.cores["vLLM, both replicas"] = cores.describe(on)
-            phase.cores["load generator, proxies"] = cores.describe(os.sched_getaffinity(0))
+        urls = stack.enter_context(pinned_replicas(model, work, "rag-vllm", phase.cores))
         targets = await _targets(stack, urls, model, work)
         phase.records = await measure(targets, urls, Work(model, shape), rounds)
         phase.kv_cache_tokens, phase.block_size = await cache_config(urls)
-    cores.unpin_self()
     phase.seconds = round(time.monotonic() - started, 1)
     return phase
 
 
 async def measure(
-    targets: list[RagTarget], urls: list[str], work: Work, rounds: int
+    targets: list[RagTarget], urls: list[str], work: Work, rounds: int, warm: Work | None = None
 ) -> list[RagRecord]:
-    """A warm-up segment per target (connections, vLLM's compiled shapes), then ``rounds``
-    interleaved rounds; every segment with its own salt."""
+    """A warm-up segment per target (connections, vLLM's compiled shapes; ``warm``, else the
+    same work), then ``rounds`` interleaved rounds; every segment with its own salt."""
     run_id = secrets.token_hex(4)
     records = []
     async with loadgen.make_client(work.concurrency) as client:
         for index, target in enumerate(targets):
-            await segment(client, target, -1, salt(run_id, 99, index), work, urls)
+            await segment(client, target, -1, salt(run_id, 99, index), warm or work, urls)
         for round_index in range(rounds):
             shift = round_index % len(targets)
             for target in targets[shift:] + targets[:shift]:

@@ -45,7 +45,7 @@ def _run_line(index: int, run: Run) -> str:
 
 
 def _cores_note(runs: list[Run]) -> list[str]:
-    if not any(run.results.records for run in runs):
+    if runs and all(run.results.rag and not run.results.records for run in runs):
         return []  # the RAG phase alone: its own table says where it ran
     pinned = runs[0].results.cores if runs else {}
     if not pinned:

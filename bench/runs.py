@@ -59,7 +59,8 @@ class Run:
     @classmethod
     def of(cls, results: Results, rounds: int) -> Run:
         rows = summarise(results.records)
-        rag = rag_summarise(results.rag.records) if results.rag else []
+        phase = results.rag
+        rag = rag_summarise(phase.records) + rag_summarise(phase.ttft_records) if phase else []
         checked = goals(rows, results.relay) if rows else []
         return cls(results, rounds, rows, checked + (rag_goals(rag) if rag else []), rag)
 
