@@ -37,6 +37,8 @@ PREFIX_LOAD_BOUND = 1.25
 # Waiting requests cost more than ones in flight here: they mean the engine is already full.
 WAITING_WEIGHT = 2.0
 KV_CACHE_WEIGHT = 4.0
+# Scores closer than this to the lowest count as equal (a quarter of one request in flight).
+LOAD_TIE = 0.25
 # Prompts that share this many leading characters count as one prefix for `prefix` routing.
 PREFIX_CHARS = 256
 
@@ -48,10 +50,18 @@ def load_score(replica: Replica) -> float:
 
 
 def least_loaded(replicas: Sequence[Replica], start: int = 0) -> Replica:
-    """The lowest score; among equals the first from ``start`` on, so that an idle deployment
-    still spreads its requests (the caller turns ``start``)."""
+    """The lowest score; among those within LOAD_TIE of it, the first from ``start`` on, so
+    that an idle deployment still spreads its requests (the caller turns ``start``). The
+    engine's gauges are up to a probe interval old: one request's KV blocks seen by the last
+    probe (a few ten-thousandths of the cache) must not send every request elsewhere."""
     n = len(replicas)
-    return min((replicas[(start + i) % n] for i in range(n)), key=load_score)
+    scores = [load_score(r) for r in replicas]
+    lowest = min(scores)
+    return next(
+        replicas[(start + i) % n]
+        for i in range(n)
+        if scores[(start + i) % n] <= lowest + LOAD_TIE
+    )
 
 
 def turning() -> Callable[[], int]:

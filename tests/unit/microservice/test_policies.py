@@ -28,6 +28,16 @@ def test_least_loaded_spreads_an_idle_deployment() -> None:
     assert [policies.least_loaded(pool, start) for start in range(6)] == pool + pool
 
 
+def test_a_probe_that_saw_one_request_running_does_not_stop_the_spread() -> None:
+    """The issue's 70 of 72 on one replica: its last probe saw one request's KV blocks on the
+    other (0.0006 of the cache), and that broke every tie."""
+    pool = replicas(2)
+    pool[0].load = Load(running=1, kv_cache=0.0006)
+    assert [policies.least_loaded(pool, start) for start in range(4)] == pool + pool
+    pool[0].in_flight = 1  # a real request in flight is not a tie
+    assert [policies.least_loaded(pool, start) for start in range(4)] == [pool[1]] * 4
+
+
 def test_round_robin_turns() -> None:
     pool = replicas(2)
     assert [policies.round_robin(pool, i).url for i in range(4)] == [r.url for r in pool * 2]
