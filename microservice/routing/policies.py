@@ -58,9 +58,7 @@ def least_loaded(replicas: Sequence[Replica], start: int = 0) -> Replica:
     scores = [load_score(r) for r in replicas]
     lowest = min(scores)
     return next(
-        replicas[(start + i) % n]
-        for i in range(n)
-        if scores[(start + i) % n] <= lowest + LOAD_TIE
+        replicas[(start + i) % n] for i in range(n) if scores[(start + i) % n] <= lowest + LOAD_TIE
     )
 
 
