@@ -41,8 +41,8 @@ chart: venv
 	$(PY) -m pytest tests/helm
 
 # Real vLLM CPU, the microservice per connector and the reference passthrough, measured
-# side by side, then the RAG routing phase (two more replicas per routing policy), RUNS times
-# (about 12 minutes each); every goal judged on the median of the runs.
+# side by side, then the RAG routing phase (two more replicas, the microservice per policy),
+# RUNS times (about 12 minutes each); every goal judged on the median of the runs.
 # Writes bench/results/results.md, results.json (every run whole), chart.png.
 RUNS ?= 3
 bench: venv
