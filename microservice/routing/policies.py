@@ -31,9 +31,13 @@ class Choice:
 Picker = Callable[[ModelCall, Sequence[Replica]], Choice]
 
 # A replica preferred for its cache (``prefix``, ``cache_aware``) may take a request while its
-# requests in flight stay within this much of the average, or one request above it, whichever
-# is more (consistent hashing with bounded loads): one hot prefix cannot swamp a replica.
+# requests in flight stay within PREFIX_LOAD_BOUND times the average, or LOAD_SLACK requests
+# above it, whichever is more (consistent hashing with bounded loads): one hot prefix cannot
+# swamp a replica. The slack is for low loads, where a ratio of small counts means little: an
+# engine batches a few more requests at a small cost to each, while moving a request away
+# from its cached prefix recomputes the whole prefix.
 PREFIX_LOAD_BOUND = 1.25
+LOAD_SLACK = 2
 # Waiting requests cost more than ones in flight here: they mean the engine is already full.
 WAITING_WEIGHT = 2.0
 KV_CACHE_WEIGHT = 4.0
@@ -91,7 +95,7 @@ def within_load_bound(replicas: Sequence[Replica]) -> list[Replica]:
     """The replicas that may take one more request within the load bound; all of them when
     none may (everyone equally busy)."""
     average = (sum(r.in_flight for r in replicas) + 1) / len(replicas)  # with this request
-    bound = max(PREFIX_LOAD_BOUND * average, average + 1)
+    bound = max(PREFIX_LOAD_BOUND * average, average + LOAD_SLACK)
     allowed = [r for r in replicas if r.in_flight + 1 <= bound]
     return allowed or list(replicas)
 

@@ -114,9 +114,9 @@ def test_a_hot_prefix_spills_over_the_load_bound() -> None:
     pick = CacheAwarePicker(PrefixIndex(128, 10_000), turning(), 0.5)
     home = pick(call(rag(docs(1), "q")), pool).replica
     other = pool[1] if home is pool[0] else pool[0]
-    home.in_flight = 1  # average with this one 1: 1 + 1 is within one request of it
+    home.in_flight = 3  # average with this one 2: 3 + 1 is within two requests of it
     assert pick(call(rag(docs(1), "q2")), pool).replica is home
-    home.in_flight = 2  # average 1.5: 2 + 1 is over both 1.25 x 1.5 and 1.5 + 1
+    home.in_flight = 4  # average 2.5: 4 + 1 is over both 1.25 x 2.5 and 2.5 + 2
     spill = pick(call(rag(docs(1), "q3")), pool)
     assert (spill.replica, spill.reason) == (other, cache_aware.LOAD_BOUND)
     # The spilled request's blocks are now on both replicas: the least loaded takes the next.

@@ -69,7 +69,7 @@ def test_a_hot_prefix_spills_over_within_the_load_bound() -> None:
     pool = replicas(3)
     home = policies.by_key_bounded("hot", pool)
     assert home is policies.ranked("hot", pool)[0]
-    home.in_flight = 2  # (2 + 1) / 3 * 1.25 = 1.25: a third request on it is over the bound
+    home.in_flight = 3  # average with this one 4 / 3, bound 4 / 3 + 2: a fourth is over it
     spill = policies.by_key_bounded("hot", pool)
     assert spill is policies.ranked("hot", pool)[1]
     for r in pool:
