@@ -34,6 +34,8 @@ POLICIES = ("round_robin", "least_loaded", "prefix", "cache_aware")
 # Later: cache_aware fed by the replicas' KV-cache events; a target of its own, with the
 # replicas started with `--kv-events-config` (add it here and in `_microservice_env`).
 KV_EVENTS_TARGETS: dict[str, dict[str, str]] = {}
+# cache_aware in two worker processes (LLM_USVC_WORKERS=2): what indexes of their own cost.
+CACHE_AWARE_TWO_WORKERS = MICROSERVICE + "cache_aware, 2 workers"
 REPLICAS = 2
 # Long enough for the longest prompt of the work (about 1,650 tokens, with the answer); the
 # tiny model's context is 2,048 positions.
@@ -123,6 +125,12 @@ async def _targets(
             servers.microservice(f"rag-{policy}", endpoint, model, work, LLM_ROUTING=policy)
         )
         targets.append(RagTarget(MICROSERVICE + policy, usvc.base_url, usvc.process.pid))
+    if "cache_aware" in policies():  # each worker process keeps an index of its own
+        two = {"LLM_ROUTING": "cache_aware", "LLM_USVC_WORKERS": "2"}
+        usvc = stack.enter_context(
+            servers.microservice("rag-cache-aware-2", endpoint, model, work, **two)
+        )
+        targets.append(RagTarget(CACHE_AWARE_TWO_WORKERS, usvc.base_url, usvc.process.pid))
     router = stack.enter_context(servers.vllm_router("rag", urls, work, policy="cache_aware"))
     targets.append(RagTarget(ROUTER_CACHE_AWARE, router.base_url, router.process.pid))
     return targets
