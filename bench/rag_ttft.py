@@ -20,13 +20,15 @@ from bench.rag_work import Shape
 # Target names carry this prefix, so their rows stand apart from the tiny model's.
 PREFIX = "prefill-heavy, "
 POLICIES = ("round_robin", "cache_aware")
-# Document sets asked 12 questions each (a team working over the same retrieved context), 2
-# clients. TTFT p90 shows the cache only where fewer than 10 % of the requests compute their
+# Document sets asked 12 questions each (a team working over the same retrieved context), one
+# client. TTFT p90 shows the cache only where fewer than 10 % of the requests compute their
 # documents: cache_aware computes each set once (1 request in 12), round robin about once per
 # replica (2 in 12). With 3 questions a set, a third of the requests compute their documents
-# under any routing and p90 is such a request for every policy (docs/benchmarks.md).
+# under any routing and p90 is such a request for every policy. One client: both replicas
+# share one core here, so a second client's request on the OTHER replica would still wait for
+# this one's prefill, which replicas on hosts of their own do not (docs/benchmarks.md).
 SHAPE = Shape(sets=3, questions=12, conversations=0)
-CONCURRENCY = 2
+CONCURRENCY = 1
 WARM_UP = Shape(sets=1, questions=1, conversations=1)
 MAX_TOKENS = 4
 
