@@ -8,38 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-HIDDEN_SIZE = 1536
-NUM_HEADS = 24  # head size 64: vLLM's CPU attention needs at least 32
-NUM_LAYERS = 12
-INTERMEDIATE_SIZE = 4096
-MAX_POSITIONS = 2048
-SEED = 1234
+from model_server.tiny_model import Dimensions
+
+# Head size 64: vLLM's CPU attention needs at least 32.
+PREFILL_HEAVY = Dimensions(hidden_size=1536, num_heads=24, num_layers=12, intermediate_size=4096)
 
 
 def build(out_dir: Path) -> Path:
     """Tokenizer (the tiny model's) and seeded random weights into ``out_dir``; kept if built."""
-    if (out_dir / "config.json").is_file():
+    from model_server import tiny_model
+
+    if tiny_model.is_built(out_dir):
         return out_dir
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    from model_server.tiny_model import build_tokenizer
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    build_tokenizer(out_dir)
-    torch.manual_seed(SEED)
-    config = LlamaConfig(
-        vocab_size=len(AutoTokenizer.from_pretrained(str(out_dir))),
-        hidden_size=HIDDEN_SIZE,
-        intermediate_size=INTERMEDIATE_SIZE,
-        num_hidden_layers=NUM_LAYERS,
-        num_attention_heads=NUM_HEADS,
-        num_key_value_heads=NUM_HEADS,
-        max_position_embeddings=MAX_POSITIONS,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=3,
-        tie_word_embeddings=False,
-    )
-    LlamaForCausalLM(config).save_pretrained(str(out_dir), safe_serialization=True)  # type: ignore[no-untyped-call]
-    return out_dir
+    return tiny_model.build(out_dir, PREFILL_HEAVY)

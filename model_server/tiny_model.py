@@ -13,16 +13,26 @@ import json
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 # vLLM's CPU attention kernels require a head size of at least 32.
-HIDDEN_SIZE = 64
-NUM_HEADS = 2
-NUM_LAYERS = 2
-INTERMEDIATE_SIZE = 128
 VOCAB_SIZE = 512
 MAX_POSITIONS = 2048
 SEED = 1234
+
+
+@dataclass(frozen=True, slots=True)
+class Dimensions:
+    """The Llama's shape; the default is the tiny model the tests and the counts use."""
+
+    hidden_size: int = 64
+    num_heads: int = 2
+    num_layers: int = 2
+    intermediate_size: int = 128
+
+
+TINY = Dimensions()
 
 BOS, EOS, UNK, PAD = "<s>", "</s>", "<unk>", "<pad>"
 
@@ -86,7 +96,7 @@ def build_tokenizer(out_dir: Path) -> None:
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def build_model(out_dir: Path, vocab_size: int) -> None:
+def build_model(out_dir: Path, vocab_size: int, dims: Dimensions = TINY) -> None:
     """Create a seeded random-weight LlamaForCausalLM and save it as safetensors."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -94,11 +104,11 @@ def build_model(out_dir: Path, vocab_size: int) -> None:
     torch.manual_seed(SEED)
     config = LlamaConfig(
         vocab_size=vocab_size,
-        hidden_size=HIDDEN_SIZE,
-        intermediate_size=INTERMEDIATE_SIZE,
-        num_hidden_layers=NUM_LAYERS,
-        num_attention_heads=NUM_HEADS,
-        num_key_value_heads=NUM_HEADS,
+        hidden_size=dims.hidden_size,
+        intermediate_size=dims.intermediate_size,
+        num_hidden_layers=dims.num_layers,
+        num_attention_heads=dims.num_heads,
+        num_key_value_heads=dims.num_heads,
         max_position_embeddings=MAX_POSITIONS,
         bos_token_id=1,
         eos_token_id=2,
@@ -109,14 +119,14 @@ def build_model(out_dir: Path, vocab_size: int) -> None:
     model.save_pretrained(str(out_dir), safe_serialization=True)
 
 
-def build(out_dir: Path) -> Path:
+def build(out_dir: Path, dims: Dimensions = TINY) -> Path:
     """Write tokenizer and model into ``out_dir`` and return it."""
     out_dir.mkdir(parents=True, exist_ok=True)
     build_tokenizer(out_dir)
     from transformers import AutoTokenizer
 
     vocab_size = len(AutoTokenizer.from_pretrained(str(out_dir)))
-    build_model(out_dir, vocab_size)
+    build_model(out_dir, vocab_size, dims)
     return out_dir
 
 

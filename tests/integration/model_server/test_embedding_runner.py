@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from harness.processes import Server
-from model_server.tiny_model import HIDDEN_SIZE  # the length of its pooled embedding
+from model_server.tiny_model import TINY  # its hidden size is the pooled embedding length
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,7 @@ def test_embeddings_of_two_strings(vllm_embedding_server: Server, tiny_model: Pa
     body = response.json()
     assert body["object"] == "list"
     vectors = [item["embedding"] for item in sorted(body["data"], key=lambda d: d["index"])]
-    assert [len(v) for v in vectors] == [HIDDEN_SIZE, HIDDEN_SIZE]
+    assert [len(v) for v in vectors] == [TINY.hidden_size, TINY.hidden_size]
     assert all(isinstance(x, float) for v in vectors for x in v)
     assert vectors[0] != vectors[1]
     assert body["usage"]["prompt_tokens"] > 0
