@@ -12,7 +12,7 @@ import orjson
 from microservice import paths
 from microservice.errors import ModelServerError, ModelServerTimeout, ModelServerUnreachable
 from microservice.routing.model_info import ModelInfo, find_model
-from microservice.routing.replica import CacheStats, Load, Replica, parse_cache, parse_load
+from microservice.routing.replica import CacheStats, Load, Replica, parse_engine
 from microservice.upstream.client import ModelServerClient
 
 SLOW_CHECKS_TO_LEAVE = 2
@@ -80,5 +80,4 @@ async def _load(
         return Load(), None
     if metrics.status != 200:
         return Load(), None
-    text = metrics.body.decode(errors="replace")
-    return parse_load(text), parse_cache(text)
+    return parse_engine(metrics.body.decode(errors="replace"))

@@ -59,14 +59,18 @@ def _totals(metrics_text: str) -> dict[str, float]:
     return totals
 
 
-def parse_load(metrics_text: str) -> Load:
+def parse_engine(metrics_text: str) -> tuple[Load, CacheStats]:
+    """The engine's load and prefix cache from one read of its /metrics page."""
     totals = _totals(metrics_text)
+    return _load(totals), _cache(metrics_text, totals)
+
+
+def _load(totals: dict[str, float]) -> Load:
     kv = next((totals[name] for name in KV_CACHE if name in totals), 0.0)
     return Load(totals.get(RUNNING, 0.0), totals.get(WAITING, 0.0), kv)
 
 
-def parse_cache(metrics_text: str) -> CacheStats:
-    totals = _totals(metrics_text)
+def _cache(metrics_text: str, totals: dict[str, float]) -> CacheStats:
     kv_tokens = None
     config = CACHE_CONFIG.search(metrics_text)
     if config:

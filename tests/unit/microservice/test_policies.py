@@ -6,7 +6,7 @@ import pytest
 
 from microservice.routing import policies
 from microservice.routing.policies import PREFIX_CHARS, prompt_prefix
-from microservice.routing.replica import Load, Replica, parse_load
+from microservice.routing.replica import Load, Replica, parse_engine
 
 
 def replicas(n: int) -> list[Replica]:
@@ -88,7 +88,7 @@ vllm:request_success_total{engine="0",finished_reason="stop",model_name="m"} 7.0
 
 
 def test_load_is_read_from_vllms_gauges_summed_over_engines() -> None:
-    assert parse_load(VLLM_METRICS) == Load(running=4.0, waiting=2.0, kv_cache=0.25)
+    assert parse_engine(VLLM_METRICS)[0] == Load(running=4.0, waiting=2.0, kv_cache=0.25)
 
 
 @pytest.mark.parametrize(
@@ -100,7 +100,7 @@ def test_load_is_read_from_vllms_gauges_summed_over_engines() -> None:
     ],
 )
 def test_older_names_and_missing_gauges(page: str, load: Load) -> None:
-    assert parse_load(page) == load
+    assert parse_engine(page)[0] == load
 
 
 def test_prompt_prefix_is_the_leading_text_of_the_conversation() -> None:
