@@ -18,3 +18,4 @@ ALL = frozenset({*MODEL_PATHS, MODELS, HEALTH_CHECK, LIVENESS, METRICS})
 VLLM_HEALTH = "/health"
 VLLM_MODELS = MODELS
 VLLM_METRICS = METRICS
+VLLM_TOKENIZE = "/tokenize"  # the prompt's token ids, rendered as its request would be

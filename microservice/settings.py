@@ -153,6 +153,14 @@ class MicroserviceSettings(BaseSettings):
         "go first); fewer when the replica's KV cache holds less. At the default, about 13 MB "
         "per replica at most.",
     )
+    llm_cache_events: bool = Field(
+        True,
+        description="`cache_aware`: follow each replica's own KV-cache events where it publishes "
+        "them (the model server's `VLLM_KV_EVENTS_PORT`), so that the index holds what the "
+        "replica really holds, evictions included, and every microservice process sees the "
+        "same; each prompt is then tokenized by a replica's `/tokenize`. Replicas without "
+        "events are routed by the approximate index.",
+    )
     llm_retries: int = Field(
         1,
         ge=0,

@@ -36,12 +36,12 @@ BlockHash = int | bytes
 @dataclass(frozen=True, slots=True)
 class BlocksStored:
     """Full blocks now cached, in prefix order; ``parent``: the hash of the block before the
-    first (None: they start the prompt); ``medium``: vLLM's tier (``GPU`` is the device's
-    cache, on CPU too)."""
+    first (None: they start the prompt); ``token_ids``: theirs, ``block_size`` each;
+    ``medium``: vLLM's tier (``GPU`` is the device's cache, on CPU too)."""
 
     hashes: tuple[BlockHash, ...]
     parent: BlockHash | None
-    tokens: int
+    token_ids: tuple[int, ...]
     block_size: int
     medium: str | None
     lora_name: str | None
@@ -114,7 +114,7 @@ _DECODER = msgspec.msgpack.Decoder(_Batch)
 def _event(wire: _Stored | _Removed | _Cleared) -> KvEvent:
     if isinstance(wire, _Stored):
         return BlocksStored(
-            tuple(wire.block_hashes), wire.parent_block_hash, len(wire.token_ids),
+            tuple(wire.block_hashes), wire.parent_block_hash, tuple(wire.token_ids),
             wire.block_size, wire.medium, wire.lora_name,
         )  # fmt: skip
     if isinstance(wire, _Removed):
@@ -184,7 +184,8 @@ class KvEventsReader:
         sub = context.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.RECONNECT_IVL, self._reconnect_ms)
-        sub.setsockopt(zmq.RECONNECT_IVL_MAX, self._reconnect_ms * 10)
+        # No back-off: what a restarted replica publishes before we are back is lost.
+        sub.setsockopt(zmq.RECONNECT_IVL_MAX, self._reconnect_ms)
         sub.setsockopt(zmq.SUBSCRIBE, self._topic)
         monitor = sub.get_monitor_socket(zmq.EVENT_DISCONNECTED)
         poller = zmq.asyncio.Poller()

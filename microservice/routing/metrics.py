@@ -77,11 +77,16 @@ class RoutingMetrics:
             "llm_usvc_replica_cache_index_blocks",
             "Prompt blocks `cache_aware` routing believes the replica holds.",
         )
+        self.event_blocks = gauge(
+            "llm_usvc_replica_kv_event_blocks",
+            "Prompt blocks the replica's own KV-cache events say it holds; absent while they "
+            "are not followed (the replica is then routed by the approximate index).",
+        )
         self.sent = MetricChildren(self.requests)  # per request: by replica
         self.decided = MetricChildren(self.decisions)
         self.in_flight_of = MetricChildren(self.in_flight)
 
-    def observe(self, replica: Replica, index_blocks: int) -> None:
+    def observe(self, replica: Replica, index_blocks: int, event_blocks: int | None) -> None:
         """The replica's probed state (called after each probe)."""
         url = replica.url
         self.healthy.labels(url).set(1 if replica.healthy else 0)
@@ -91,6 +96,11 @@ class RoutingMetrics:
         self.cache_queries.labels(url).set(replica.cache.queries)
         self.cache_hits.labels(url).set(replica.cache.hits)
         self.index_blocks.labels(url).set(index_blocks)
+        if event_blocks is not None:
+            self.event_blocks.labels(url).set(event_blocks)
+        else:
+            with contextlib.suppress(KeyError):
+                self.event_blocks.remove(url)
 
     def forget(self, url: str) -> None:
         """A replica that left the endpoint list leaves the metrics too."""
@@ -99,6 +109,7 @@ class RoutingMetrics:
         for per_replica in (
             self.requests, self.failures, self.in_flight, self.healthy, self.running,
             self.waiting, self.kv_cache, self.cache_queries, self.cache_hits, self.index_blocks,
+            self.event_blocks,
         ):  # fmt: skip
             with contextlib.suppress(KeyError):  # never observed: nothing to remove
                 per_replica.remove(url)

@@ -17,6 +17,7 @@ from typing import Any
 
 from microservice.routing.prompt_text import prompt_text
 from microservice.routing.replica import Replica
+from microservice.routing.vllm_block_hashes import PromptBlocks
 from microservice.upstream.model_call import ModelCall
 
 
@@ -28,7 +29,8 @@ class Choice:
     reason: str
 
 
-Picker = Callable[[ModelCall, Sequence[Replica]], Choice]
+# (the call, the routable replicas, the prompt in vLLM's blocks when they are known)
+Picker = Callable[[ModelCall, Sequence[Replica], PromptBlocks | None], Choice]
 
 # A replica preferred for its cache (``prefix``, ``cache_aware``) may take a request while its
 # requests in flight stay within PREFIX_LOAD_BOUND times the average, or LOAD_SLACK requests

@@ -19,6 +19,7 @@ from microservice.errors import (
 )
 from microservice.observability.logs import get_logger
 from microservice.routing.discovery import Discovery
+from microservice.routing.kv_event_index import KvEventIndex
 from microservice.routing.metrics import RoutingMetrics
 from microservice.routing.model_info import ModelInfo
 from microservice.routing.picker import make_picker
@@ -49,7 +50,15 @@ class ReplicaPool:
         self._info = info
         self._metrics = metrics
         self._index = PrefixIndex(settings.llm_cache_block_chars, settings.llm_cache_index_blocks)
-        self._pick = make_picker(settings.llm_routing, self._index, settings.llm_cache_min_share)
+        interval = settings.llm_probe_interval_s
+        self._probe_timeout_s = min(10.0, max(5.0, 2 * interval))
+        self._events = None
+        if settings.llm_routing == "cache_aware" and settings.llm_cache_events:
+            capacity = settings.llm_cache_index_blocks
+            self._events = KvEventIndex(client, capacity, self._probe_timeout_s)
+        self._pick = make_picker(
+            settings.llm_routing, self._index, self._events, settings.llm_cache_min_share
+        )
         self._room = WaitingRoom(settings.llm_queue_size, settings.llm_queue_timeout_s, metrics)
         self._max_in_flight = settings.llm_max_inflight_per_replica
         self._replicas: dict[str, Replica] = {}
@@ -57,8 +66,6 @@ class ReplicaPool:
         self._discovery_task: asyncio.Task[None] | None = None
         self._check_lock = asyncio.Lock()
         self._checked_at = -math.inf
-        interval = settings.llm_probe_interval_s
-        self._probe_timeout_s = min(10.0, max(5.0, 2 * interval))
         self._retry_after = min(10, max(1, math.ceil(interval)))
 
     @property
@@ -77,6 +84,8 @@ class ReplicaPool:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._events is not None:
+            await self._events.stop()
 
     async def _discover_forever(self) -> None:
         while True:
@@ -97,6 +106,8 @@ class ReplicaPool:
             del self._replicas[url]
             self._probes.pop(url).cancel()
             self._index.remove(url)
+            if self._events is not None:
+                self._events.drop(url)
             self._metrics.forget(url)
             get_logger().info("replica removed", extra={"fields": {"replica": url}})
 
@@ -122,7 +133,9 @@ class ReplicaPool:
             )
         if replica.cache.kv_tokens != cache.kv_tokens:
             self._index.size_to(replica.url, replica.cache.kv_tokens)
-        self._metrics.observe(replica, self._index.blocks(replica.url))
+        self._observe(replica)
+        if replica.healthy and self._events is not None:
+            self._events.follow(replica.url)
         if replica.healthy != was_healthy:
             fields = {"replica": replica.url, "healthy": replica.healthy, "reason": replica.reason}
             get_logger().info("replica state", extra={"fields": fields})
@@ -155,12 +168,15 @@ class ReplicaPool:
         start = loop.time()
         deadline = start + self._room.timeout_s
         queued = False
+        blocks = None
+        if self._events is not None and len(routable) > 1:
+            blocks = await self._events.prompt_blocks(call, routable)
         while True:
             if not routable:
                 raise self._none_healthy()
             free = [r for r in routable if r.in_flight < self._max_in_flight]
             if free and (queued or not self._room.occupied):
-                choice = self._pick(call, free)
+                choice = self._pick(call, free, blocks)
                 replica = choice.replica
                 replica.in_flight += 1
                 self._metrics.decided(choice.reason).inc()
@@ -191,7 +207,12 @@ class ReplicaPool:
         lost = isinstance(error, ModelServerConnectionLost) and not mid_stream
         if isinstance(error, ModelServerUnreachable) or lost:
             replica.mark_down(error.message)
-            self._metrics.observe(replica, self._index.blocks(replica.url))
+            self._observe(replica)
+
+    def _observe(self, replica: Replica) -> None:
+        url = replica.url
+        blocks = self._events.blocks(url) if self._events is not None else None
+        self._metrics.observe(replica, self._index.blocks(url), blocks)
 
     def _none_healthy(self) -> ModelServerError:
         """503, or 404 when every replica is up but serves other models (as vLLM itself

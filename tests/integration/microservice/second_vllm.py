@@ -1,6 +1,7 @@
 """vLLM B: a second real vLLM CPU server for the tests of several replicas. It listens on
 127.0.0.2 with the session server's port, as two pods of a headless Service would (one port,
-two addresses); tests kill and restart it."""
+two addresses), and publishes its KV-cache events as the session server does; tests kill and
+restart it."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import contextlib
 import os
 import signal
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-from harness.processes import Server, python_module, wait_until_healthy
+from harness.processes import Server, free_port, python_module, wait_until_healthy
 from harness.server_envs import QUICK_BOOT, vllm_env
 from tests.integration.microservice.helpers import metric
 
@@ -42,6 +43,7 @@ class SecondVllm:
     port: int
     hf_home: Path
     process: subprocess.Popen[bytes] | None = None
+    events_port: int = field(default_factory=free_port)  # the same one after a restart
 
     @property
     def base_url(self) -> str:
@@ -52,6 +54,9 @@ class SecondVllm:
             **vllm_env(str(self.model), self.port, self.hf_home),
             "LLM_VLLM_HOST": "127.0.0.2",
             **QUICK_BOOT,  # each of its two boots takes seconds, not minutes
+            # its KV-cache events, as the session server's (tests/conftest.py)
+            "VLLM_KV_EVENTS_PORT": str(self.events_port),
+            "VLLM_SERVER_DEV_MODE": "1",
         }
         log = (Path("test-logs") / "vllm-second.log").open("ab")
         self.process = subprocess.Popen(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +41,11 @@ class Rag:
 
     def __init__(self) -> None:
         salt = uuid.uuid4().hex[:8]
-        self.template = f"[{salt}] " + "Answer from the documents below, briefly and exactly. " * 3
+        self.template = f"[{salt}] Answer from the documents below, briefly and exactly."
 
     def body(self, documents: int, question: str) -> dict[str, Any]:
-        """About 370 tokens; the documents differ from the second 128-character block on."""
+        """About 330 tokens: two full blocks of vLLM's 128 tokens, and the documents start in
+        the first (a template of a whole block would be a third of so short a prompt)."""
         facts = " ".join(f"Fact {i}: item {i} weighs {i * 7 % 13} kg." for i in range(12))
         return {
             "messages": [
@@ -133,3 +134,70 @@ def test_a_restarted_server_loses_its_entries(
             break
         time.sleep(0.1)
     assert metric(page, "llm_usvc_replica_cache_index_blocks", label) == 0
+
+
+def decisions(usvc: Server) -> dict[str, float]:
+    page = httpx.get(usvc.base_url + "/metrics", timeout=10).text
+    reasons = ("cache_match", "no_cache_advantage", "load_bound")
+    return {r: metric(page, "llm_usvc_routing_decisions_total", f'reason="{r}"') for r in reasons}
+
+
+def event_blocks(usvc: Server, replica: str) -> float | None:
+    """Blocks a replica's KV-cache events say it holds; None while they are not followed."""
+    page = httpx.get(usvc.base_url + "/metrics", timeout=10).text
+    label = f'replica="{replica}"'
+    if f"llm_usvc_replica_kv_event_blocks{{{label}}}" not in page:
+        return None
+    return metric(page, "llm_usvc_replica_kv_event_blocks", label)
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_with_events_a_reset_cache_gets_no_cached_traffic(
+    usvc_cache_aware: Server, vllm_server: Server, vllm_b: SecondVllm, tiny_model: Path
+) -> None:
+    """The approximate index cannot see a cache reset; the replica's events can."""
+    urls, rag = [vllm_server.base_url, vllm_b.base_url], Rag()
+    homes = {n: ask(usvc_cache_aware, rag.body(n, "Heaviest?"), urls)[0] for n in range(4)}
+    wait_for(lambda: all(event_blocks(usvc_cache_aware, url) for url in urls))
+    n, home = next((n, h) for n, h in homes.items() if h == vllm_b.base_url)
+    before = decisions(usvc_cache_aware)
+    assert ask(usvc_cache_aware, rag.body(n, "Lightest?"), urls)[0] == home
+    assert decisions(usvc_cache_aware)["cache_match"] == before["cache_match"] + 1
+
+    assert httpx.post(home + "/reset_prefix_cache", timeout=30).status_code == 200
+    # vLLM publishes the reset with its next step: a prompt shorter than a block stores none
+    short = {"messages": [{"role": "user", "content": "Hi."}], "max_tokens": 2}
+    short["model"] = str(tiny_model)
+    httpx.post(home + "/v1/chat/completions", json=short, timeout=120).raise_for_status()
+    wait_for(lambda: event_blocks(usvc_cache_aware, home) == 0)
+    before = decisions(usvc_cache_aware)
+    ask(usvc_cache_aware, rag.body(n, "Which is number 3?"), urls)
+    after = decisions(usvc_cache_aware)
+    assert after["cache_match"] == before["cache_match"], (before, after)
+    assert sum(after.values()) == sum(before.values()) + 1
+
+
+def test_with_events_every_process_sends_follow_ups_home(
+    vllm_server: Server, vllm_b: SecondVllm, tiny_model: Path
+) -> None:
+    """Two processes: a follow-up that reaches the process which did not route its documents
+    still finds them, through the replicas' events (without events, about half would not)."""
+    urls, rag = [vllm_server.base_url, vllm_b.base_url], Rag()
+    endpoints = ",".join(urls)
+    with microservice(
+        "cache-aware-workers", endpoints, str(tiny_model), LLM_USVC_WORKERS="2"
+    ) as usvc:
+        wait_until_healthy(usvc, "/v1/health_check", timeout_s=60)
+        for n in range(4):  # each process starts following the replicas' events
+            ask(usvc, rag.body(1000 + n, "Warm?"), urls)
+        homes = {n: ask(usvc, rag.body(n, "Heaviest?"), urls)[0] for n in range(4)}
+        time.sleep(1)  # the last documents' events reach both processes
+        for turn in range(3):
+            for n in range(4):
+                assert ask(usvc, rag.body(n, f"Question {turn}?"), urls)[0] == homes[n], (n, turn)

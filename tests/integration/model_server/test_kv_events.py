@@ -24,7 +24,7 @@ from microservice.routing.kv_events import (
     KvEventsReader,
     endpoints,
 )
-from tests.kv_hashes import sha256_cbor_hashes
+from microservice.routing.vllm_block_hashes import block_hashes
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +51,7 @@ def expected_hashes(tiny_model: Path, chat: list[dict[str, str]]) -> list[int]:
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     text = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
     tokens = tokenizer.encode(text, add_special_tokens=False)
-    return sha256_cbor_hashes(tokens, BLOCK_SIZE, seed="0")  # the PYTHONHASHSEED rendered
+    return block_hashes(tokens, BLOCK_SIZE)  # seed: the PYTHONHASHSEED rendered
 
 
 async def chat(http: httpx.AsyncClient, model: Path, conversation: list[dict[str, str]]) -> None:
@@ -109,7 +109,9 @@ async def test_chat_blocks_are_stored_under_reproducible_hashes_then_cleared(
             events = [event for batch in seen for event in batch.events]
             mine = next(e for e in stored(events) if e.hashes[0] == hashes[0])
             assert mine.hashes[: len(hashes)] == tuple(hashes) and mine.parent is None
-            assert mine.block_size == BLOCK_SIZE and mine.tokens == BLOCK_SIZE * len(mine.hashes)
+            assert mine.block_size == BLOCK_SIZE and len(mine.token_ids) == BLOCK_SIZE * len(
+                mine.hashes
+            )
             assert mine.medium == "GPU"  # vLLM's name for the engine's own cache, on CPU too
 
             reset = await http.post("/reset_prefix_cache")

@@ -90,7 +90,7 @@ def test_the_index_is_an_lru_bounded_by_the_replicas_kv_cache() -> None:
 
 def test_prompts_that_share_documents_go_where_the_documents_are() -> None:
     pool = [Replica(A), Replica(B)]
-    pick = CacheAwarePicker(PrefixIndex(128, 10_000), turning(), 0.5)
+    pick = CacheAwarePicker(PrefixIndex(128, 10_000), None, turning(), 0.5)
     homes = {n: pick(call(rag(docs(n), "first?")), pool) for n in range(4)}
     # Only the template is shared: new document sets spread, least loaded and turning.
     assert {c.reason for c in homes.values()} == {cache_aware.NO_CACHE_ADVANTAGE}
@@ -104,14 +104,14 @@ def test_prompts_that_share_documents_go_where_the_documents_are() -> None:
 def test_no_match_anywhere_is_least_loaded() -> None:
     pool = [Replica(A), Replica(B)]
     pool[0].in_flight = 3
-    pick = CacheAwarePicker(PrefixIndex(128, 10_000), turning(), 0.5)
+    pick = CacheAwarePicker(PrefixIndex(128, 10_000), None, turning(), 0.5)
     choice = pick(call({"messages": [{"role": "user", "content": "short"}]}), pool)
     assert (choice.replica.url, choice.reason) == (B, cache_aware.NO_CACHE_ADVANTAGE)
 
 
 def test_a_hot_prefix_spills_over_the_load_bound() -> None:
     pool = [Replica(A), Replica(B)]
-    pick = CacheAwarePicker(PrefixIndex(128, 10_000), turning(), 0.5)
+    pick = CacheAwarePicker(PrefixIndex(128, 10_000), None, turning(), 0.5)
     home = pick(call(rag(docs(1), "q")), pool).replica
     other = pool[1] if home is pool[0] else pool[0]
     home.in_flight = 3  # average with this one 2: 3 + 1 is within two requests of it

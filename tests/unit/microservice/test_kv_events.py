@@ -28,8 +28,11 @@ from microservice.routing.kv_events import (
     endpoints,
     sequence_gap,
 )
-from tests.kv_hashes import DEFAULT_SEED, sha256_cbor_hashes
+from microservice.routing.vllm_block_hashes import block_hashes
 
+# vLLM 0.32 `v1/core/kv_cache_utils.py`: with PYTHONHASHSEED unset, as in the capture, the first
+# block's parent is the digest of this seed.
+DEFAULT_SEED = "vllm-none-hash"
 CAPTURE = json.loads((Path(__file__).parent / "kv_events_capture.json").read_text())
 FRAMES = [(m["seq"].to_bytes(8, "big"), bytes.fromhex(m["payload"])) for m in CAPTURE["captured"]]
 
@@ -37,7 +40,9 @@ FRAMES = [(m["seq"].to_bytes(8, "big"), bytes.fromhex(m["payload"])) for m in CA
 def test_a_real_vllm_batch_decodes_into_typed_events() -> None:
     first = decode_batch(*FRAMES[0])
     assert first.seq == 0 and first.dp_rank == 0 and first.ts > 1.7e9
-    assert first.events == (BlocksStored((7453896906277316068,), None, 128, 128, "GPU", None),)
+    [stored] = first.events
+    assert isinstance(stored, BlocksStored) and len(stored.token_ids) == 128
+    assert stored == BlocksStored((7453896906277316068,), None, stored.token_ids, 128, "GPU", None)
     evicting = decode_batch(*FRAMES[2]).events
     assert [type(e) for e in evicting] == [BlocksRemoved] * 3 + [BlocksStored]
     assert evicting[0] == BlocksRemoved((7453896906277316068,), "GPU")
@@ -50,15 +55,16 @@ def test_the_hashes_are_recomputed_from_the_token_ids(index: int) -> None:
     stored = [event for event in raw if event["type"] == "BlockStored"]
     for event in stored:
         assert event["parent_block_hash"] is None  # each starts its prompt here
-        assert event["block_hashes"] == sha256_cbor_hashes(event["token_ids"], 128, DEFAULT_SEED)
+        assert event["block_hashes"] == block_hashes(event["token_ids"], 128, DEFAULT_SEED)
 
 
 def test_bytes_hashes_lora_and_the_cpu_tier_are_kept() -> None:
     built = CAPTURE["built"]
     batch = decode_batch(built["seq"].to_bytes(8, "big"), bytes.fromhex(built["payload"]))
     stored, removed = batch.events
+    assert isinstance(stored, BlocksStored) and len(stored.token_ids) == 256
     assert stored == BlocksStored(
-        (b"\x01" * 32, b"\x02" * 32), b"\x00" * 32, 256, 128, "CPU", "adapter"
+        (b"\x01" * 32, b"\x02" * 32), b"\x00" * 32, stored.token_ids, 128, "CPU", "adapter"
     )
     assert removed == BlocksRemoved((b"\x01" * 32,), "CPU")
     assert batch.dp_rank == 1
