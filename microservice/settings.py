@@ -142,9 +142,9 @@ class MicroserviceSettings(BaseSettings):
         gt=0,
         le=1,
         description="`cache_aware`: a replica is preferred for its cache only when it holds "
-        "more of the prompt than the other replicas by at least this share of the prompt; "
-        "below it, the least loaded takes the request. Keeps a prefix that every prompt shares "
-        "(an instruction template) from piling all traffic onto one replica.",
+        "more of the prompt than the other replicas by at least this share of what the one "
+        "holding least lacks; below it, the least loaded takes the request. Keeps a prefix that "
+        "every prompt shares (an instruction template) from piling all traffic onto one replica.",
     )
     llm_cache_index_blocks: int = Field(
         100_000,

@@ -7,10 +7,11 @@ Filters, then scorers, then a picker:
 - scorer: the share of the prompt each replica holds in its leading blocks: by its own
   KV-cache events where they are followed (``KvEventIndex``, vLLM's block hashes of the
   prompt's tokens), else by the prompts sent there (``PrefixIndex``, the approximate index);
-- picker: the highest share, when it exceeds the lowest by at least ``min_share``; otherwise
-  the least loaded, turning. A prefix every prompt shares (the instruction template) is thus
-  no reason to prefer the first replica that saw it: new documents and conversations spread,
-  and their follow-ups find them where they went.
+- picker: the highest share, when its lead over the lowest is at least ``min_share`` of what
+  the lowest lacks; otherwise the least loaded, turning. A prefix every prompt shares (the
+  instruction template) is thus no reason to prefer the first replica that saw it, and once
+  every replica holds it, it neither helps nor hides a lead: new documents and conversations
+  spread, and their follow-ups find them where they went.
 
 The prompt is then recorded as held by the replica it went to, in both indexes.
 """
@@ -57,17 +58,21 @@ class CacheAwarePicker:
         allowed = within_load_bound(replicas)
         lowest = min(share[r.url] for r in allowed)
         best = max(share[r.url] for r in allowed)
-        if best > 0 and best - lowest >= self._min_share:
+        if self._leads(best, lowest):
             leaders = [r for r in allowed if share[r.url] == best]
             choice = Choice(least_loaded(leaders, self._turn()), CACHE_MATCH)
         else:
-            over = max(share.values()) - lowest >= self._min_share
+            over = self._leads(max(share.values()), lowest)
             reason = LOAD_BOUND if over else NO_CACHE_ADVANTAGE
             choice = Choice(least_loaded(allowed, self._turn()), reason)
         index.add(choice.replica.url, hashes)
         if self._events is not None:
             self._events.sent(choice.replica.url, blocks)
         return choice
+
+    def _leads(self, best: float, lowest: float) -> bool:
+        """Whether holding ``best`` of the prompt is worth a preference over ``lowest``."""
+        return best > lowest and best - lowest >= self._min_share * (1 - lowest)
 
     def _share(self, url: str, hashes: Sequence[int], blocks: PromptBlocks | None) -> float:
         """The share of the prompt the replica holds, 0 to 1: in tokens by its events (a

@@ -127,6 +127,8 @@ class ReplicaPool:
         await probe(self._client, replica, self._info, self._probe_timeout_s)
         if replica.cache.restarted_since(cache):
             self._index.clear(replica.url)
+            if self._events is not None:  # its events may now be elsewhere, or on, or off
+                self._events.drop(replica.url)
             get_logger().info(
                 "replica restarted: its prefix cache is empty",
                 extra={"fields": {"replica": replica.url}},

@@ -116,24 +116,32 @@ async def test_load_still_spreads_over_both(
     assert sum(grew) == len(bodies) and min(grew) >= len(bodies) * 0.25, grew
 
 
-def test_a_restarted_server_loses_its_entries(
+def test_a_restarted_server_loses_its_entries_and_its_cached_traffic(
     usvc_cache_aware: Server, vllm_server: Server, vllm_b: SecondVllm
 ) -> None:
+    """Both indexes forget it: the sent prompts' (its start time changed) and its events'
+    (the connection dropped); its documents' follow-ups go by load, not to it for its cache."""
     urls, rag = [vllm_server.base_url, vllm_b.base_url], Rag()
-    for n in range(4):
-        ask(usvc_cache_aware, rag.body(n, "Anything?"), urls)
-    page = httpx.get(usvc_cache_aware.base_url + "/metrics", timeout=10).text
+    homes = {n: ask(usvc_cache_aware, rag.body(n, "Anything?"), urls)[0] for n in range(4)}
+    assert vllm_b.base_url in homes.values(), homes  # new documents spread
     label = f'replica="{vllm_b.base_url}"'
+    page = httpx.get(usvc_cache_aware.base_url + "/metrics", timeout=10).text
     assert metric(page, "llm_usvc_replica_cache_index_blocks", label) > 0
+    wait_for(lambda: bool(event_blocks(usvc_cache_aware, vllm_b.base_url)))
     vllm_b.kill()
     vllm_b.start()
     wait_until_healthy(usvc_cache_aware, "/v1/health_check", timeout_s=60)
-    for _ in range(100):
+
+    def forgotten() -> bool:
         page = httpx.get(usvc_cache_aware.base_url + "/metrics", timeout=10).text
-        if metric(page, "llm_usvc_replica_cache_index_blocks", label) == 0:
-            break
-        time.sleep(0.1)
-    assert metric(page, "llm_usvc_replica_cache_index_blocks", label) == 0
+        index = metric(page, "llm_usvc_replica_cache_index_blocks", label)
+        return index == 0 and not event_blocks(usvc_cache_aware, vllm_b.base_url)
+
+    wait_for(forgotten, timeout_s=10)
+    before = decisions(usvc_cache_aware)
+    for n in (n for n, home in homes.items() if home == vllm_b.base_url):
+        ask(usvc_cache_aware, rag.body(n, "Again?"), urls)
+    assert decisions(usvc_cache_aware)["cache_match"] == before["cache_match"]
 
 
 def decisions(usvc: Server) -> dict[str, float]:
