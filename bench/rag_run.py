@@ -28,14 +28,23 @@ from bench.rag_work import BENCH, Shape
 REFERENCE = "vLLM direct, one replica"
 ROUTER_CACHE_AWARE = "vLLM router (Rust), cache_aware"
 MICROSERVICE = "microservice, "
-# The microservice's policies measured, each a target of its own (LLM_ROUTING); one the
-# microservice does not know yet is left out (cache_aware until it lands).
+# The microservice's policies measured, each a target of its own (LLM_ROUTING), cache_aware
+# with the index of the prompts it sent (LLM_CACHE_EVENTS=false); one the microservice does not
+# know is left out.
 POLICIES = ("round_robin", "least_loaded", "prefix", "cache_aware")
-# Later: cache_aware fed by the replicas' KV-cache events; a target of its own, with the
-# replicas started with `--kv-events-config` (add it here and in `_microservice_env`).
-KV_EVENTS_TARGETS: dict[str, dict[str, str]] = {}
+APPROXIMATE = {"LLM_CACHE_EVENTS": "false"}
 # cache_aware in two worker processes (LLM_USVC_WORKERS=2): what indexes of their own cost.
 CACHE_AWARE_TWO_WORKERS = MICROSERVICE + "cache_aware, 2 workers"
+# cache_aware fed by the replicas' KV-cache events (the replicas publish them for every
+# target; only these read them), in one and in two worker processes.
+CACHE_AWARE_EVENTS = MICROSERVICE + "cache_aware, events"
+KV_EVENTS_TARGETS: dict[str, dict[str, str]] = {
+    CACHE_AWARE_EVENTS: {"LLM_ROUTING": "cache_aware"},
+    MICROSERVICE + "cache_aware, events, 2 workers": {
+        "LLM_ROUTING": "cache_aware",
+        "LLM_USVC_WORKERS": "2",
+    },
+}
 REPLICAS = 2
 # Long enough for the longest prompt of the work (about 1,650 tokens, with the answer); the
 # tiny model's context is 2,048 positions.
@@ -122,15 +131,22 @@ async def _targets(
     targets = [RagTarget(REFERENCE, urls[0], None)]
     for policy in policies():
         usvc = stack.enter_context(
-            servers.microservice(f"rag-{policy}", endpoint, model, work, LLM_ROUTING=policy)
+            servers.microservice(
+                f"rag-{policy}", endpoint, model, work, LLM_ROUTING=policy, **APPROXIMATE
+            )
         )
         targets.append(RagTarget(MICROSERVICE + policy, usvc.base_url, usvc.process.pid))
     if "cache_aware" in policies():  # each worker process keeps an index of its own
-        two = {"LLM_ROUTING": "cache_aware", "LLM_USVC_WORKERS": "2"}
+        two = {"LLM_ROUTING": "cache_aware", "LLM_USVC_WORKERS": "2", **APPROXIMATE}
         usvc = stack.enter_context(
             servers.microservice("rag-cache-aware-2", endpoint, model, work, **two)
         )
         targets.append(RagTarget(CACHE_AWARE_TWO_WORKERS, usvc.base_url, usvc.process.pid))
+        for n, (name, env) in enumerate(KV_EVENTS_TARGETS.items()):
+            usvc = stack.enter_context(
+                servers.microservice(f"rag-cache-aware-events-{n}", endpoint, model, work, **env)
+            )
+            targets.append(RagTarget(name, usvc.base_url, usvc.process.pid))
     router = stack.enter_context(servers.vllm_router("rag", urls, work, policy="cache_aware"))
     targets.append(RagTarget(ROUTER_CACHE_AWARE, router.base_url, router.process.pid))
     return targets
@@ -146,7 +162,12 @@ def pinned_replicas(
     cores.unpin_self()
     pinning = cores.plan()
     boot = servers.vllm_replicas(
-        Path(model), work, REPLICAS, name, VLLM_MAX_MODEL_LEN=MAX_MODEL_LEN
+        Path(model),
+        work,
+        REPLICAS,
+        name,
+        port_variables=("VLLM_KV_EVENTS_PORT",),  # their KV-cache events, for the events targets
+        VLLM_MAX_MODEL_LEN=MAX_MODEL_LEN,
     )
     with boot as replicas:
         if pinning:

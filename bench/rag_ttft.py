@@ -3,8 +3,9 @@ prefill takes milliseconds and TTFT is the engine's overhead per request; here i
 seconds, so a prefix found in the cache is time the user does not wait.
 
 Two replicas of that model, pinned like the counting part, and the microservice with
-round robin (the baseline of the issue's goal) and with cache_aware, on fewer requests than
-the counting part; every segment salted the same way.
+round robin (the baseline of the issue's goal) and with cache_aware, without and with the
+replicas' KV-cache events, on fewer requests than the counting part; every segment salted the
+same way.
 """
 
 from __future__ import annotations
@@ -52,12 +53,18 @@ async def run(
         urls = stack.enter_context(rag_run.pinned_replicas(model, work, "heavy-vllm", where))
         targets = []
         for policy in (p for p in POLICIES if p in rag_run.policies()):
+            env = {"LLM_ROUTING": policy, **rag_run.APPROXIMATE}
             usvc = stack.enter_context(
-                servers.microservice(
-                    f"heavy-{policy}", ",".join(urls), model, work, LLM_ROUTING=policy
-                )
+                servers.microservice(f"heavy-{policy}", ",".join(urls), model, work, **env)
             )
             name = PREFIX + rag_run.MICROSERVICE + policy
+            targets.append(RagTarget(name, usvc.base_url, usvc.process.pid))
+        if "cache_aware" in rag_run.policies():
+            env = rag_run.KV_EVENTS_TARGETS[rag_run.CACHE_AWARE_EVENTS]
+            usvc = stack.enter_context(
+                servers.microservice("heavy-cache-aware-events", ",".join(urls), model, work, **env)
+            )
+            name = PREFIX + rag_run.CACHE_AWARE_EVENTS
             targets.append(RagTarget(name, usvc.base_url, usvc.process.pid))
         work_of = Work(model, shape, CONCURRENCY, max_tokens=MAX_TOKENS, time_limit_s=300)
         warm = Work(model, WARM_UP, max_tokens=MAX_TOKENS)

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.goals import REQUEST_LIMIT, STREAM_LIMITS
+from bench.rag_run import CACHE_AWARE_EVENTS, MICROSERVICE, ROUTER_CACHE_AWARE
+from bench.rag_summary import HEAVY, TTFT_GOAL
 from bench.report import runs_note
 from bench.scenarios import INSTANT_C1, INSTANT_C16, PACED_C1, PACED_C16, PASSTHROUGH, ROUTER
 
@@ -67,8 +69,44 @@ def summary(doc: dict[str, Any]) -> str:
     for label, scenario, goal in LINES:
         cells = [_cell(rows, scenario, target) for _, target in COLUMNS]
         text.append("| " + " | ".join([label, *cells, goal]) + " |")
+    rag = _rag_line(doc)
+    text.extend(["", rag] if rag else [])
     text.append(END)
     return "\n".join(text)
+
+
+# The RAG line: (its words, the target) for the prefix-cache miss ratio.
+RAG_MISSES = (
+    ("`cache_aware`", MICROSERVICE + "cache_aware"),
+    ("with events", CACHE_AWARE_EVENTS),
+    ("round robin", MICROSERVICE + "round_robin"),
+    ("vLLM's Rust router", ROUTER_CACHE_AWARE),
+)
+
+
+def _rag_line(doc: dict[str, Any]) -> str | None:
+    """Routing on RAG traffic over two replicas: misses against one replica's, and the TTFT
+    goal's median ratio."""
+    rows = {r["target"]: r for r in doc.get("rag") or []}
+    misses = [
+        f"{words} {rows[t]['miss_ratio']:.2f}x"
+        for words, t in RAG_MISSES
+        if t in rows and rows[t].get("miss_ratio") is not None
+    ]
+    if not misses:
+        return None
+    line = f"RAG, two replicas, prefix tokens computed ÷ one replica's: {', '.join(misses)}"
+    ttft = next(
+        (
+            g["measured"]
+            for g in doc.get("goals") or []
+            if g["goal"] == TTFT_GOAL and g["target"] == HEAVY + MICROSERVICE + "cache_aware"
+        ),
+        None,
+    )
+    if ttft is not None:
+        line += f"; TTFT p90 (prefill-heavy model) {ttft:.2f}x round robin's"
+    return line + "."
 
 
 def update(readme: Path, doc: dict[str, Any]) -> None:

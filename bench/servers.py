@@ -23,12 +23,17 @@ def vllm(model_dir: Path, work: Path) -> Iterator[Server]:
 
 @contextlib.contextmanager
 def vllm_replicas(
-    model_dir: Path, work: Path, count: int, name: str = "vllm", **env: str
+    model_dir: Path,
+    work: Path,
+    count: int,
+    name: str = "vllm",
+    port_variables: tuple[str, ...] = (),
+    **env: str,
 ) -> Iterator[list[Server]]:
     """``count`` vLLM CPU servers on the tiny model, loaded in parallel; logs <name>-<n>.log;
-    ``env`` overrides any variable of every replica."""
+    ``env`` overrides any variable of every replica; ``port_variables`` get a free port each."""
     logs = [work / "logs" / f"{name}-{n}.log" for n in range(1, count + 1)]
-    boots = [servers.VllmBoot(work / "hf-home", log, env) for log in logs]
+    boots = [servers.VllmBoot(work / "hf-home", log, env, port_variables) for log in logs]
     with servers.vllm_together(str(model_dir), boots) as started:
         yield started
 
