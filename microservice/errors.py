@@ -132,6 +132,15 @@ class ModelServerConnectionLost(ModelServerFailed):
         return cls(f"model server at {endpoint} failed: {type(error).__name__}: {error}")
 
 
+class ModelServerStalled(ModelServerFailed):
+    """The replica answered neither the request nor its checks for the stall limit: it is
+    frozen (a stopped process, a hung device), and its request is taken elsewhere."""
+
+    @classmethod
+    def at(cls, endpoint: str, silent_s: float) -> ModelServerStalled:
+        return cls(f"model server at {endpoint} answered nothing for {silent_s:g} s")
+
+
 class NoHealthyReplica(ModelServerUnreachable):
     """No replica is in rotation: all are down or still loading."""
 

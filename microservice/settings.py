@@ -24,7 +24,12 @@ RoutingPolicy = Literal["cache_aware", "least_loaded", "round_robin", "session",
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
-BOOLEAN_FIELDS = ("llm_disable_streaming", "llm_output_guard_exists")
+BOOLEAN_FIELDS = (
+    "llm_disable_streaming",
+    "llm_output_guard_exists",
+    "llm_cache_events",
+    "llm_stream_resume",
+)
 
 
 class MicroserviceSettings(BaseSettings):
@@ -118,7 +123,16 @@ class MicroserviceSettings(BaseSettings):
         1.0,
         gt=0,
         description="Seconds between two checks of each replica (`/health`, and its load from "
-        "vLLM's `/metrics`); a replica that fails one leaves the rotation until it answers again.",
+        "vLLM's `/metrics`); a replica that fails one leaves the rotation until it answers again. "
+        "A replica heard from by neither a check nor a request for two intervals gets no new "
+        "request meanwhile.",
+    )
+    llm_probe_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds one check of a replica may take. A check that times out takes the "
+        "replica out only when the next one times out too and no request on it made progress "
+        "meanwhile: a replica busy answering is not dead.",
     )
     llm_routing: RoutingPolicy = Field(
         "cache_aware",
@@ -166,8 +180,27 @@ class MicroserviceSettings(BaseSettings):
         ge=0,
         le=10,
         description="How many other replicas a request tries after a failure before its first "
-        "byte reached the client (connection refused or reset, replica 5xx). A stream under way "
-        "is never replayed.",
+        "byte reached the client (connection refused or reset, replica 5xx, a stall), and how "
+        "many times a stream under way is resumed on another replica.",
+    )
+    llm_stream_resume: bool = Field(
+        True,
+        description="A stream whose replica fails after it began (connection lost, a stall) is "
+        "continued on another replica from the text already sent: the client sees one stream. "
+        "`false`: such a stream ends with an error event (docs/scale-out.md).",
+    )
+    llm_stall_s: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds a non-streaming request waits on a replica that answers neither "
+        "it nor its checks before it is sent to another replica (the first try is closed). A "
+        "replica that answers its checks is slow, not stalled: its requests are never sent twice.",
+    )
+    llm_stream_stall_s: float = Field(
+        5.0,
+        gt=0,
+        description="Seconds a stream waits for its next chunk from a replica that answers "
+        "nothing else either before the stream is resumed on another replica.",
     )
     llm_max_inflight_per_replica: int = Field(
         256,

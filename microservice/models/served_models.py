@@ -63,7 +63,7 @@ class ServedModels:
         for spec in catalog.models:
             info = ModelInfo(spec.served_model_name)
             pool = ReplicaPool(settings, client, Discovery(spec.endpoints, resolver), info, metrics)
-            dispatcher = Dispatcher(pool, connector, settings.llm_retries, metrics, tracing)
+            dispatcher = Dispatcher(pool, connector, client, settings, metrics, tracing)
             health = HealthChecker(pool, info, settings.llm_health_cache_s)
             self._models[spec.name] = ServedModel(spec, info, pool, dispatcher, health)
         self.default = self._models[catalog.default]

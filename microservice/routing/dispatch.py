@@ -1,14 +1,18 @@
 """Send a ``ModelCall`` to a replica through the connector, and try another replica when one
-fails before the client saw a byte of the answer.
+fails before the client saw a byte of the answer, or resume a stream that was under way
+(``resumable_stream``).
 
-Tried again: a connection refused or lost, a replica's 5xx. Not tried again: a refusal of the
-request itself (4xx: another replica would refuse it too), a time-out (the generation may have
-run long; the client's budget is spent), and a stream whose first chunk already went out.
+Tried again: a connection refused or lost, a replica's 5xx, a replica that went silent
+(``stall_watch``). Not tried again: a refusal of the request itself (4xx: another replica
+would refuse it too), and a time-out of a replica that answers its checks (the generation may
+run long; the client's budget is spent).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable
+import asyncio
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import replace
 
 from opentelemetry.trace import Span
@@ -16,17 +20,26 @@ from opentelemetry.trace import Span
 from microservice.errors import (
     ModelServerError,
     ModelServerFailed,
+    ModelServerStalled,
     ModelServerUnreachable,
     NoHealthyReplica,
 )
 from microservice.observability.tracing import Tracing
-from microservice.relay.forward import Forward
 from microservice.relay.push import BatchConsumer
 from microservice.routing.metrics import RoutingMetrics
 from microservice.routing.pool import ReplicaPool
+from microservice.routing.prompt_tokens import prompt_token_ids
 from microservice.routing.replica import Replica
+from microservice.routing.resumable_stream import OpenedStream, ResumableStream
+from microservice.routing.stall_watch import StallGuard
+from microservice.settings import MicroserviceSettings
+from microservice.upstream.client import ModelServerClient
 from microservice.upstream.connectors import Connector
 from microservice.upstream.model_call import Completion, ModelCall
+
+# A resume's /tokenize calls (counting the tokens already sent) answer within this, or the
+# relayed chunks are counted instead.
+TOKENIZE_TIMEOUT_S = 2.0
 
 
 def retryable(error: ModelServerError) -> bool:
@@ -38,13 +51,18 @@ class Dispatcher:
         self,
         pool: ReplicaPool,
         connector: Connector,
-        retries: int,
+        client: ModelServerClient,
+        settings: MicroserviceSettings,
         metrics: RoutingMetrics,
         tracing: Tracing,
     ) -> None:
         self._pool = pool
         self._connector = connector
-        self._retries = retries
+        self._client = client
+        self._retries = settings.llm_retries
+        self._resume = settings.llm_stream_resume
+        self._stall_s = settings.llm_stall_s
+        self._stream_stall_s = settings.llm_stream_stall_s
         self._metrics = metrics
         self._tracing = tracing
 
@@ -83,60 +101,126 @@ class Dispatcher:
         for _ in range(self._retries + 1):
             replica = await self._replica(call, tried, last)
             attempt, span = self._attempt(call, replica)
+            guard = self._pool.stalls.guard(replica, self._stall_s)
             try:
-                return await self._connector.complete(attempt, replica.url)
-            except ModelServerError as error:
-                span.set_attribute("error", error.message)
-                self._failed(replica, error, tried)
-                last = error
+                completion = await self._connector.complete(attempt, replica.url)
+            except asyncio.CancelledError:
+                if not guard.stalled():
+                    raise
+                error: ModelServerError = ModelServerStalled.at(replica.url, self._stall_s)
+            except ModelServerError as failure:
+                error = failure
+            else:
+                replica.heard(time.monotonic())
+                return completion
             finally:
+                self._pool.stalls.release(guard)
                 span.end()
                 self._pool.release(replica)
+            span.set_attribute("error", error.message)
+            self._failed(replica, error, tried)
+            last = error
         assert last is not None
         raise last
 
     async def stream(self, call: ModelCall) -> AsyncGenerator[list[bytes], BatchConsumer | None]:
         """The stream of the first replica that gives its first batch: a failure before it
-        moves to another replica; a failure after it ends the stream (the client has bytes of
-        this answer). An offer to push (``relay.push``) is passed on to the connector. The
-        replica's slot is held until the stream is read to its end or closed."""
+        moves to another replica; a failure after it resumes the answer on another one
+        (``resumable_stream``). An offer to push (``relay.push``) is passed on to the
+        connector. A replica's slot is held until its stream is read to its end or closed."""
         call = self._connector.prepare(call)
-        tried: set[str] = set()
-        last: ModelServerError | None = None
-        for _ in range(self._retries + 1):
+        opened = await self.open_stream(call, set(), None, self._retries + 1)
+        return ResumableStream(
+            self, call, opened, resumes=self._retries, resume=self._resume, metrics=self._metrics
+        )
+
+    async def open_stream(
+        self,
+        call: ModelCall,
+        tried: set[str],
+        last: ModelServerError | None,
+        tries: int,
+        on_replica: Callable[[Replica], Awaitable[ModelCall]] | None = None,
+    ) -> OpenedStream:
+        """The first replica of ``tries`` whose stream gives its first batch; ``on_replica``
+        makes the call for the replica chosen (a resume counts the tokens owed there)."""
+        for _ in range(tries):
             replica = await self._replica(call, tried, last)
-            attempt, span = self._attempt(call, replica)
-            chunks = self._connector.stream(attempt, replica.url)
             try:
-                first = await anext(chunks)
-            except ModelServerError as error:
-                span.set_attribute("error", error.message)
-                span.end()
-                await chunks.aclose()
-                self._pool.release(replica)
-                self._failed(replica, error, tried)
-                last = error
-                continue
-            except StopAsyncIteration:  # an answer with no chunk at all
-                first = None
-            except BaseException:  # cancelled: the client went away while we waited
-                span.end()
-                await chunks.aclose()
+                sent = await on_replica(replica) if on_replica is not None else call
+            except BaseException:
                 self._pool.release(replica)
                 raise
-            span.add_event("first token")
-            return Forward(chunks, first=first, finished=self._finisher(replica, span))
+            attempt, span = self._attempt(sent, replica)
+            guard = self._pool.stalls.guard(replica, self._stream_stall_s)
+            chunks = self._connector.stream(attempt, replica.url)
+            finished = self._finisher(replica, span, guard)
+            error: ModelServerError
+            try:
+                first = await anext(chunks)
+            except StopAsyncIteration:  # an answer with no chunk at all
+                return OpenedStream(replica, chunks, None, guard, finished)
+            except asyncio.CancelledError:
+                await chunks.aclose()
+                if not guard.stalled():  # cancelled: the client went away while we waited
+                    finished(None)
+                    raise
+                error = ModelServerStalled.at(replica.url, guard.limit_s)
+            except ModelServerError as failure:
+                await chunks.aclose()
+                error = failure
+            except BaseException:
+                await chunks.aclose()
+                finished(None)
+                raise
+            else:
+                replica.heard(time.monotonic())
+                span.add_event("first token")
+                return OpenedStream(replica, chunks, first, guard, finished)
+            span.set_attribute("error", error.message)
+            self._pool.stalls.release(guard)
+            span.end()
+            self._pool.release(replica)
+            self._failed(replica, error, tried)
+            last = error
         assert last is not None
         raise last
 
-    def _finisher(self, replica: Replica, span: Span) -> Callable[[BaseException | None], None]:
-        """What a stream's end does: a mid-stream failure noted, the span ended, the replica's
-        slot given back."""
+    async def prompt_lengths(
+        self, calls: tuple[ModelCall, ModelCall], replica: Replica | None
+    ) -> tuple[int, int] | None:
+        """Both prompts' lengths in tokens, by ``replica``'s tokenizer (None: any healthy
+        replica's); None when it cannot tell."""
+        if replica is None:
+            replica = next((r for r in self._pool.replicas if r.healthy), None)
+            if replica is None:
+                return None
+        url = replica.url
+        counted = await asyncio.gather(
+            *(prompt_token_ids(self._client, url, call, TOKENIZE_TIMEOUT_S) for call in calls)
+        )
+        if counted[0] is None or counted[1] is None:
+            return None
+        return len(counted[0]), len(counted[1])
+
+    def _finisher(
+        self, replica: Replica, span: Span, guard: StallGuard
+    ) -> Callable[[BaseException | None], None]:
+        """What a stream's end does, once: a failure noted, the span ended, the replica's slot
+        given back."""
+        done = False
 
         def finished(error: BaseException | None) -> None:
+            nonlocal done
+            if done:
+                return
+            done = True
+            self._pool.stalls.release(guard)
             if isinstance(error, ModelServerError):
                 span.set_attribute("error", error.message)
                 self._pool.failed(replica, error, mid_stream=True)
+            else:
+                replica.heard(time.monotonic())
             span.end()
             self._pool.release(replica)
 

@@ -29,6 +29,21 @@ class RoutingMetrics:
             ["replica"],
             registry=registry,
         )
+        self.stalls = Counter(
+            "llm_usvc_replica_stalls",
+            "Requests taken off a replica that answered nothing, not even its checks, for the "
+            "stall limit (LLM_STALL_S, LLM_STREAM_STALL_S).",
+            ["replica"],
+            registry=registry,
+        )
+        self.resumes = Counter(
+            "llm_usvc_stream_resumes",
+            "Streams cut after they began, by outcome: `resumed` on another replica, "
+            "`not_resumable` (ended with an error event; docs/scale-out.md says which), "
+            "`no_replica` (none left to resume on).",
+            ["outcome"],
+            registry=registry,
+        )
         self.retries = Counter(
             "llm_usvc_retries", "Requests tried again on another replica.", registry=registry
         )
@@ -107,7 +122,7 @@ class RoutingMetrics:
         self.sent.forget(url)
         self.in_flight_of.forget(url)
         for per_replica in (
-            self.requests, self.failures, self.in_flight, self.healthy, self.running,
+            self.requests, self.failures, self.stalls, self.in_flight, self.healthy, self.running,
             self.waiting, self.kv_cache, self.cache_queries, self.cache_hits, self.index_blocks,
             self.event_blocks,
         ):  # fmt: skip

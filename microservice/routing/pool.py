@@ -14,6 +14,7 @@ from microservice.errors import (
     ModelServerConnectionLost,
     ModelServerError,
     ModelServerRejected,
+    ModelServerStalled,
     ModelServerUnreachable,
     NoHealthyReplica,
 )
@@ -26,6 +27,7 @@ from microservice.routing.picker import make_picker
 from microservice.routing.prefix_index import PrefixIndex
 from microservice.routing.probe import probe
 from microservice.routing.replica import Replica
+from microservice.routing.stall_watch import StallWatch
 from microservice.routing.waiting_room import WaitingRoom
 from microservice.settings import MicroserviceSettings
 from microservice.upstream.client import ModelServerClient
@@ -51,7 +53,7 @@ class ReplicaPool:
         self._metrics = metrics
         self._index = PrefixIndex(settings.llm_cache_block_chars, settings.llm_cache_index_blocks)
         interval = settings.llm_probe_interval_s
-        self._probe_timeout_s = min(10.0, max(5.0, 2 * interval))
+        self._probe_timeout_s = settings.llm_probe_timeout_s
         self._events = None
         if settings.llm_routing == "cache_aware" and settings.llm_cache_events:
             capacity = settings.llm_cache_index_blocks
@@ -67,6 +69,7 @@ class ReplicaPool:
         self._check_lock = asyncio.Lock()
         self._checked_at = -math.inf
         self._retry_after = min(10, max(1, math.ceil(interval)))
+        self.stalls = StallWatch(metrics)
 
     @property
     def replicas(self) -> list[Replica]:
@@ -76,6 +79,7 @@ class ReplicaPool:
         """Find the replicas and start probing them; nothing here waits for a replica."""
         await self._refresh()
         self._discovery_task = asyncio.create_task(self._discover_forever())
+        self.stalls.start()
 
     async def stop(self) -> None:
         tasks = [t for t in (self._discovery_task, *self._probes.values()) if t is not None]
@@ -86,6 +90,7 @@ class ReplicaPool:
                 await task
         if self._events is not None:
             await self._events.stop()
+        await self.stalls.stop()
 
     async def _discover_forever(self) -> None:
         while True:
@@ -155,7 +160,12 @@ class ReplicaPool:
             self._checked_at = time.monotonic()
 
     def _routable(self, exclude: set[str]) -> list[Replica]:
-        return [r for r in self._replicas.values() if r.healthy and r.url not in exclude]
+        """Healthy replicas; of those, the ones heard from lately when there are any (a replica
+        gone silent is not sent new work while its check waits to time out)."""
+        healthy = [r for r in self._replicas.values() if r.healthy and r.url not in exclude]
+        now, interval = time.monotonic(), self._settings.llm_probe_interval_s
+        answering = [r for r in healthy if r.answering(now, interval)]
+        return answering or healthy
 
     async def acquire(self, call: ModelCall, exclude: set[str]) -> Replica:
         """A healthy replica with a free slot, its in-flight count taken; waits in the room
@@ -199,15 +209,15 @@ class ReplicaPool:
         self, replica: Replica, error: ModelServerError, *, mid_stream: bool = False
     ) -> None:
         """A request failed on this replica. A connection that could not be made, or was lost
-        before the answer began, takes it out of the rotation at once; an HTTP error, or a
-        stream cut once under way, leaves that to its probe (one bad request must not take
-        out the only replica)."""
+        before the answer began, or a replica that went silent (a stall) takes it out of the
+        rotation at once; an HTTP error, or a stream cut once under way, leaves that to its
+        probe (one bad request must not take out the only replica)."""
         if isinstance(error, ModelServerRejected):
             return  # the client's request was refused: the replica is fine
         self._metrics.failures.labels(replica.url).inc()
         replica.last_error = error.message
         lost = isinstance(error, ModelServerConnectionLost) and not mid_stream
-        if isinstance(error, ModelServerUnreachable) or lost:
+        if isinstance(error, ModelServerUnreachable | ModelServerStalled) or lost:
             replica.mark_down(error.message)
             self._observe(replica)
 

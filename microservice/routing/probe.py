@@ -7,6 +7,8 @@ its load. The reasons are the operator's: they appear as they are in ``/v1/healt
 
 from __future__ import annotations
 
+import time
+
 import orjson
 
 from microservice import paths
@@ -22,8 +24,11 @@ async def probe(
     client: ModelServerClient, replica: Replica, info: ModelInfo, limit_s: float
 ) -> None:
     url = replica.url
+    started = time.monotonic()
+    replica.checking(started)
     try:
         health = await client.get(url, paths.VLLM_HEALTH, limit_s)
+        replica.heard(time.monotonic())
         if health.status != 200:
             replica.mark_down(f"model server is not ready (health {health.status})")
             return
@@ -37,8 +42,11 @@ async def probe(
         replica.mark_down("model server is unreachable (not started or still loading)")
         return
     except ModelServerTimeout:
-        # A busy CPU engine can be slow to answer: one slow check keeps a healthy replica in
-        # (a session must not move for it); the next slow one in a row takes it out.
+        # A busy CPU engine can be slow to answer. A replica that answered a request meanwhile
+        # is alive (passive health); else one slow check keeps a healthy replica in (a session
+        # must not move for it), and the next slow one in a row takes it out.
+        if replica.healthy and replica.heard_at > started:
+            return
         replica.slow_checks += 1
         if not replica.healthy or replica.slow_checks >= SLOW_CHECKS_TO_LEAVE:
             replica.mark_down(f"model server did not answer within {limit_s:g} s")

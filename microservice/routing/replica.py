@@ -99,6 +99,23 @@ class Replica:
     checked_at: float = 0.0  # monotonic time of the last probe, 0 before the first
     wrong_model: bool = False  # up, but does not serve our model
     slow_checks: int = 0  # checks in a row that timed out
+    heard_at: float = 0.0  # monotonic time it last answered anything: a check, a request, a chunk
+    quiet_since: float | None = None  # a check began then and nothing was heard since
+
+    def heard(self, now: float) -> None:
+        """It answered something: a check, a request, a stream's chunk (passive health)."""
+        self.heard_at = now
+        self.quiet_since = None
+
+    def checking(self, now: float) -> None:
+        if self.quiet_since is None:
+            self.quiet_since = now
+
+    def answering(self, now: float, interval_s: float) -> bool:
+        """False once a check has waited longer than one interval and nothing else was heard
+        meanwhile: a frozen replica gets no new request within two intervals, long before its
+        check times out."""
+        return self.quiet_since is None or now - self.quiet_since <= interval_s
 
     def mark_healthy(self, load: Load, cache: CacheStats) -> None:
         self.healthy, self.reason, self.load, self.wrong_model = True, "ready", load, False

@@ -119,6 +119,7 @@ class StandinModelServer:
     """What the stand-in answers; ``chat`` gets the JSON body vLLM would get."""
 
     chat: Answer = field(default=lambda body: httpx.Response(500))
+    tokenize: Answer | None = None  # POST /tokenize; None: answered by ``chat`` as any POST
     health_status: int = 200
     models: list[dict[str, Any]] = field(
         default_factory=lambda: [{"id": MODEL, "max_model_len": 512}]
@@ -143,6 +144,8 @@ class StandinModelServer:
         if request.url.path == "/v1/models":
             return httpx.Response(200, json={"object": "list", "data": self.models})
         body = orjson.loads(request.content)
+        if request.url.path == "/tokenize" and self.tokenize is not None:
+            return self.tokenize(body)
         self.received.append(body)
         self.received_headers.append(dict(request.headers))
         return self.chat(body)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import httpx
@@ -113,18 +114,6 @@ async def test_a_replica_5xx_is_tried_on_the_other_but_a_4xx_is_not() -> None:
     assert sorted(codes) == [200, 200, 400, 400]
 
 
-async def test_a_stream_under_way_is_never_replayed() -> None:
-    cut = StandinModelServer(
-        chat=lambda body: streamed([sse(chunk(), chunk("a"), done=False)], httpx.ReadError("gone"))
-    )
-    async with microservice({A: cut, B: answering("b")}, llm_routing="round_robin") as client:
-        replies = [await client.post("/v1/chat/completions", json=STREAM) for _ in range(2)]
-    events = [sse_data(r.text) for r in replies]
-    broken = next(e for e in events if '"a"' in "".join(e))
-    assert json.loads(broken[-2])["error"]["code"] == 502 and broken[-1] == "[DONE]"
-    assert len(cut.received) == 1  # the cut stream was not sent again
-
-
 async def test_no_healthy_replica_is_503_with_retry_after() -> None:
     replicas = {A: StandinModelServer(refuse=True), B: StandinModelServer(health_status=503)}
     async with microservice(replicas) as client:
@@ -225,4 +214,24 @@ async def test_one_slow_check_keeps_a_busy_replica_two_take_it_out() -> None:
     assert not replica.healthy and "did not answer within 1 s" in replica.reason
     slow["on"] = False
     await probe(client, replica, info, 1.0)
+    assert replica.healthy and replica.slow_checks == 0
+
+
+async def test_slow_checks_never_take_out_a_replica_that_answers_requests() -> None:
+    """Passive health: a request answered while the check waited says the replica is alive."""
+    replica, info = Replica(A), ModelInfo(MODEL)
+    standin = answering("a")
+    answer = standin.handle
+
+    def handle(request: httpx.Request) -> Any:
+        if replica.healthy and request.url.path == "/health":
+            replica.heard(time.monotonic())  # a request on it was answered meanwhile
+            raise httpx.ReadTimeout("busy engine (stand-in)", request=request)
+        return answer(request)
+
+    standin.handle = handle  # type: ignore[method-assign]
+    settings = MicroserviceSettings(llm_model_name=MODEL, llm_model_server_endpoint=A)
+    client = StandinClient({A: standin}, settings)
+    for _ in range(4):
+        await probe(client, replica, info, 1.0)
     assert replica.healthy and replica.slow_checks == 0
