@@ -176,6 +176,7 @@ class Dispatcher:
             else:
                 replica.heard(time.monotonic())
                 span.add_event("first token")
+                guard.waiting = False
                 return OpenedStream(replica, chunks, first, guard, finished)
             span.set_attribute("error", error.message)
             self._pool.stalls.release(guard)

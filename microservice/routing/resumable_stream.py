@@ -137,7 +137,12 @@ class ResumableStream(Chunks):
         first, self._pending = self._pending, None
         if first is not None:
             return first
-        return await self._current.chunks.asend(self._pass_on(offer))
+        guard = self._current.guard
+        guard.waiting = True
+        try:
+            return await self._current.chunks.asend(self._pass_on(offer))
+        finally:
+            guard.waiting = False
 
     async def athrow(self, typ: Any, val: Any = None, tb: Any = None) -> list[bytes]:
         """The thrown exception ends the stream, as in a generator that does not catch it."""

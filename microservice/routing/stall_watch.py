@@ -26,7 +26,7 @@ LOOK_EVERY_S = 0.25
 class StallGuard:
     """One try on one replica, made in the task that waits for it."""
 
-    __slots__ = ("cancel", "limit_s", "progress", "progress_at", "replica", "seen")
+    __slots__ = ("cancel", "limit_s", "progress", "progress_at", "replica", "seen", "waiting")
 
     def __init__(self, replica: Replica, limit_s: float, now: float) -> None:
         self.replica = replica
@@ -34,6 +34,9 @@ class StallGuard:
         self.progress = 0  # bumped by a stream per batch relayed
         self.seen = 0
         self.progress_at = now
+        # False while the task is busy elsewhere (writing to a slow client): it is not
+        # cancelled there, where nothing would take the request elsewhere.
+        self.waiting = True
         self.cancel = TaskCancel()
 
     def stalled(self) -> bool:
@@ -78,7 +81,7 @@ class StallWatch:
         for guard in guards:
             replica = guard.replica
             silent = now - max(guard.progress_at, replica.heard_at)
-            if silent >= guard.limit_s and not guard.cancel.fired:
+            if silent >= guard.limit_s and guard.waiting and not guard.cancel.fired:
                 guard.cancel.fire()
                 self._metrics.stalls.labels(replica.url).inc()
                 fields = {"replica": replica.url, "silent_s": round(silent, 2)}

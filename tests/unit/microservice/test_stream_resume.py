@@ -11,7 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client import CollectorRegistry
 
+from microservice.routing.metrics import RoutingMetrics
+from microservice.routing.replica import Replica
+from microservice.routing.stall_watch import StallGuard, StallWatch
 from tests.sse import opea_stream_text, sse_data
 from tests.unit.microservice.standin_model_server import (
     StandinModelServer,
@@ -220,3 +224,31 @@ async def test_a_request_on_a_silent_replica_is_sent_again_but_never_on_a_slow_o
         metrics = (await c.get("/metrics")).text
     assert reply.json()["choices"][0]["message"]["content"] == "late"
     assert b.received == [] and "llm_usvc_replica_stalls_total{" not in metrics
+
+
+async def test_the_stall_watch_fires_on_silence_only_where_the_request_waits_on_it() -> None:
+    watch = StallWatch(RoutingMetrics(CollectorRegistry()))
+    replica = Replica(A)
+    replica.heard(100.0)
+    guards: list[StallGuard] = []
+
+    async def request(waiting: bool) -> str:
+        guard = watch.guard(replica, 5.0)
+        guard.progress_at, guard.waiting = 100.0, waiting
+        guards.append(guard)
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            return "stalled" if guard.stalled() else "cancelled"
+        return "waited"
+
+    on_replica, writing = asyncio.create_task(request(True)), asyncio.create_task(request(False))
+    await asyncio.sleep(0)
+    watch.look(104.9)  # silent for less than the limit
+    guards[0].progress += 1  # a stream's chunk: the replica is alive
+    watch.look(105.5)
+    assert replica.heard_at == 105.5 and not any(g.cancel.fired for g in guards)
+    watch.look(110.6)
+    assert await on_replica == "stalled"
+    assert not guards[1].cancel.fired  # busy writing to its client: not taken elsewhere
+    writing.cancel()
