@@ -1,7 +1,7 @@
 """vLLM B: a second real vLLM CPU server for the tests of several replicas. It listens on
 127.0.0.2 with the session server's port, as two pods of a headless Service would (one port,
 two addresses), and publishes its KV-cache events as the session server does; tests kill and
-restart it."""
+restart it, or freeze and thaw it."""
 
 from __future__ import annotations
 
@@ -72,3 +72,13 @@ class SecondVllm:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=30)
+
+    def freeze(self) -> None:
+        """SIGSTOP, the whole group: its sockets stay open, nothing answers (a hung host)."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT: it goes on where it stopped."""
+        assert self.process is not None
+        os.killpg(self.process.pid, signal.SIGCONT)

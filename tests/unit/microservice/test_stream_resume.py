@@ -56,7 +56,7 @@ def cut_after(*texts: str) -> StandinModelServer:
 
 def going_on(*texts: str, completion_tokens: int) -> StandinModelServer:
     """Replica B: its own id, a role chunk, ``texts``, usage counting what it generated."""
-    own = {"id": "chatcmpl-b", "created": 2}
+    own: dict[str, Any] = {"id": "chatcmpl-b", "created": 2}
     events = [chunk(**own), *(chunk(t, **own) for t in texts)]
     last = chunk("", finish="length", **own)
     used = chunk(choices=[], usage=usage(completion_tokens, prompt_tokens=9), **own)
