@@ -7,6 +7,7 @@ its load. The reasons are the operator's: they appear as they are in ``/v1/healt
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import orjson
@@ -15,7 +16,7 @@ from microservice import paths
 from microservice.errors import ModelServerError, ModelServerTimeout, ModelServerUnreachable
 from microservice.routing.model_info import ModelInfo, find_model
 from microservice.routing.replica import CacheStats, Load, Replica, parse_engine
-from microservice.upstream.client import ModelServerClient
+from microservice.upstream.client import ModelServerClient, Reply
 
 SLOW_CHECKS_TO_LEAVE = 2
 
@@ -27,7 +28,7 @@ async def probe(
     started = time.monotonic()
     replica.checking(started)
     try:
-        health = await client.get(url, paths.VLLM_HEALTH, limit_s)
+        health = await _health(client, url, limit_s)
         replica.heard(time.monotonic())
         if health.status != 200:
             replica.mark_down(f"model server is not ready (health {health.status})")
@@ -42,19 +43,31 @@ async def probe(
         replica.mark_down("model server is unreachable (not started or still loading)")
         return
     except ModelServerTimeout:
-        # A busy CPU engine can be slow to answer. A replica that answered a request meanwhile
-        # is alive (passive health); else one slow check keeps a healthy replica in (a session
-        # must not move for it), and the next slow one in a row takes it out.
-        if replica.healthy and replica.heard_at > started:
+        # A busy CPU engine can be slow to answer. A replica that answered a request during
+        # this check is alive (passive health); else one slow check keeps a healthy replica in
+        # (a session must not move for it), and the next one takes it out when nothing at all
+        # was heard from the replica since the first began.
+        if replica.healthy and replica.quiet_since is None:
             return
         replica.slow_checks += 1
-        if not replica.healthy or replica.slow_checks >= SLOW_CHECKS_TO_LEAVE:
+        silent = replica.quiet_since is not None and replica.quiet_since < started
+        if not replica.healthy or (replica.slow_checks >= SLOW_CHECKS_TO_LEAVE and silent):
             replica.mark_down(f"model server did not answer within {limit_s:g} s")
         return
     except ModelServerError as error:
         replica.mark_down(f"model server did not answer: {error.message}")
         return
     replica.mark_healthy(load, cache or replica.cache)
+
+
+async def _health(client: ModelServerClient, url: str, limit_s: float) -> Reply:
+    """``/health`` within ``limit_s``, connecting included: a connection slow to open on a
+    starved host is a slow check, not an unreachable replica (a refused one still is)."""
+    try:
+        async with asyncio.timeout(limit_s):
+            return await client.get(url, paths.VLLM_HEALTH, 2 * limit_s)
+    except TimeoutError:
+        raise ModelServerTimeout.at(url) from None
 
 
 async def _serves_model(
