@@ -129,10 +129,12 @@ class Dispatcher:
         (``resumable_stream``). An offer to push (``relay.push``) is passed on to the
         connector. A replica's slot is held until its stream is read to its end or closed."""
         call = self._connector.prepare(call)
-        opened = await self.open_stream(call, set(), None, self._retries + 1)
+        relayed: list[bytes] = []
+        opened = await self.open_stream(call, set(), None, self._retries + 1, relayed)
         return ResumableStream(
-            self, call, opened, resumes=self._retries, resume=self._resume, metrics=self._metrics
-        )
+            self, call, opened, relayed, resumes=self._retries, resume=self._resume,
+            metrics=self._metrics,
+        )  # fmt: skip
 
     async def open_stream(
         self,
@@ -140,10 +142,12 @@ class Dispatcher:
         tried: set[str],
         last: ModelServerError | None,
         tries: int,
+        relayed: list[bytes],
         on_replica: Callable[[Replica], Awaitable[ModelCall]] | None = None,
     ) -> OpenedStream:
         """The first replica of ``tries`` whose stream gives its first batch; ``on_replica``
-        makes the call for the replica chosen (a resume counts the tokens owed there)."""
+        makes the call for the replica chosen (a resume counts the tokens owed there).
+        ``relayed`` is where the stream keeps its chunks: the stall watch sees it grow."""
         for _ in range(tries):
             replica = await self._replica(call, tried, last)
             try:
@@ -152,8 +156,9 @@ class Dispatcher:
                 self._pool.release(replica)
                 raise
             attempt, span = self._attempt(sent, replica)
-            guard = self._pool.stalls.guard(replica, self._stream_stall_s)
+            guard = self._pool.stalls.guard(replica, self._stream_stall_s, relayed)
             chunks = self._connector.stream(attempt, replica.url)
+            guard.source = chunks
             finished = self._finisher(replica, span, guard)
             error: ModelServerError
             try:
@@ -176,7 +181,6 @@ class Dispatcher:
             else:
                 replica.heard(time.monotonic())
                 span.add_event("first token")
-                guard.waiting = False
                 return OpenedStream(replica, chunks, first, guard, finished)
             span.set_attribute("error", error.message)
             self._pool.stalls.release(guard)

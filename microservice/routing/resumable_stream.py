@@ -2,9 +2,10 @@
 (connection lost, a 5xx, a stall), the answer goes on from another replica, and the client
 sees one stream (the same id, no error event, one usage chunk for the whole answer).
 
-The hot path pays one list append and one counter per batch: the batches are kept as they
-pass, and parsed (``relay.partial_answer``) only when a resume is needed. A stream that cannot
-be continued faithfully ends as it always did, with the error event.
+The hot path pays one list extend per batch: the chunks are kept as they pass (in one flat
+list of bytes: nothing more for the garbage collector to track), and parsed
+(``relay.partial_answer``) only when a resume is needed. A stream that cannot be continued
+faithfully ends as it always did, with the error event.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class StreamOpener(Protocol):
         tried: set[str],
         last: ModelServerError | None,
         tries: int,
+        relayed: list[bytes],
         on_replica: Callable[[Replica], Awaitable[ModelCall]] | None = None,
     ) -> OpenedStream: ...
 
@@ -64,6 +66,7 @@ class ResumableStream(Chunks):
         opener: StreamOpener,
         call: ModelCall,
         opened: OpenedStream,
+        relayed: list[bytes],
         *,
         resumes: int,
         resume: bool,
@@ -76,7 +79,7 @@ class ResumableStream(Chunks):
         self._resumes = resumes
         self._resume = resume
         self._metrics = metrics
-        self._batches: list[list[bytes]] = []
+        self._relayed = relayed
         self._tried = {opened.replica.url}
         self._rewrite: ContinuedChunks | None = None
         self._offer: BatchConsumer | None = None
@@ -84,16 +87,13 @@ class ResumableStream(Chunks):
         self._closing: list[bytes] | None = None  # a synthesized last batch, then the end
         self._done = False
 
-    def _pass_on(self, offer: BatchConsumer | None) -> BatchConsumer | None:
+    def _pass_on(self, offer: BatchConsumer) -> BatchConsumer:
         """The offer to push, wrapped to keep each batch (and rewrite a continuation's)."""
-        if offer is None:
-            return None
         if offer is not self._offer or self._consumer is None:
-            batches, guard = self._batches, self._current.guard
+            keep_chunks = self._relayed.extend
 
             def keep(batch: list[bytes]) -> None:
-                batches.append(batch)
-                guard.progress += 1
+                keep_chunks(batch)
                 offer(batch)
 
             self._offer = offer
@@ -101,48 +101,40 @@ class ResumableStream(Chunks):
         return self._consumer
 
     async def asend(self, offer: BatchConsumer | None) -> list[bytes]:
+        """The next batch, kept as it passes. Only a failure, or a resumed stream's batches,
+        leave this path."""
         if self._done:
             raise StopAsyncIteration
-        while True:
-            if self._closing is not None:
-                batch, self._closing, self._done = self._closing, None, True
-                return batch
+        batch = self._pending
+        if batch is not None:
+            self._pending = None
+        else:
             try:
-                batch = await self._next(offer)
-            except StopAsyncIteration:
-                await self._end(None)
-                raise
-            except asyncio.CancelledError as cancelled:
-                if not self._current.guard.stalled():
-                    await self._end(cancelled)
-                    raise
-                guard = self._current.guard
-                await self._resume_after(ModelServerStalled.at(guard.replica.url, guard.limit_s))
-                continue
-            except ModelServerError as error:
-                await self._resume_after(error)
-                continue
+                batch = await self._current.chunks.asend(
+                    None if offer is None else self._pass_on(offer)
+                )
             except BaseException as error:
-                await self._end(error)
-                raise
-            if self._rewrite is not None:
-                batch = self._rewrite.batch(batch)
-                if not batch:
-                    continue
-            self._batches.append(batch)
-            self._current.guard.progress += 1
-            return batch
+                return await self._after(error, offer)
+        if self._rewrite is not None:
+            batch = self._rewrite.batch(batch)
+            if not batch:
+                return await self.asend(offer)
+        self._relayed.extend(batch)
+        return batch
 
-    async def _next(self, offer: BatchConsumer | None) -> list[bytes]:
-        first, self._pending = self._pending, None
-        if first is not None:
-            return first
-        guard = self._current.guard
-        guard.waiting = True
-        try:
-            return await self._current.chunks.asend(self._pass_on(offer))
-        finally:
-            guard.waiting = False
+    async def _after(self, error: BaseException, offer: BatchConsumer | None) -> list[bytes]:
+        """The stream's end, or its failure: resumed, then the next batch; else raised."""
+        if isinstance(error, asyncio.CancelledError) and self._current.guard.stalled():
+            guard = self._current.guard
+            error = ModelServerStalled.at(guard.replica.url, guard.limit_s)
+        if not isinstance(error, ModelServerError):
+            await self._end(None if isinstance(error, StopAsyncIteration) else error)
+            raise error
+        await self._resume_after(error)
+        if self._closing is not None:
+            batch, self._closing, self._done = self._closing, None, True
+            return batch
+        return await self.asend(offer)
 
     async def athrow(self, typ: Any, val: Any = None, tb: Any = None) -> list[bytes]:
         """The thrown exception ends the stream, as in a generator that does not catch it."""
@@ -171,7 +163,7 @@ class ResumableStream(Chunks):
         then ends with its error event)."""
         await self._close_current(error)
         chat = self._call.path == paths.CHAT
-        partial = read_partial(self._call.body, [c for b in self._batches for c in b], chat=chat)
+        partial = read_partial(self._call.body, self._relayed, chat=chat)
         why = partial.unresumable
         if why is None and not self._resume and partial.text:
             why = "LLM_STREAM_RESUME is off"
@@ -186,6 +178,7 @@ class ResumableStream(Chunks):
         calls = (self._call, continued)
         if partial.finished:  # whole but for its usage chunk: nothing more to ask for
             self._closing = await self._closing_batch(partial, calls)
+            self._pending = None
             self._log_resumed(error, failed, "(none: the answer was whole)", partial.chunks)
             return
         lengths: list[tuple[int, int] | None] = [None]
@@ -196,7 +189,9 @@ class ResumableStream(Chunks):
             return replace(continued, body=owing(continued.body, sent))
 
         try:
-            opened = await self._opener.open_stream(continued, self._tried, error, 1, owed_on)
+            opened = await self._opener.open_stream(
+                continued, self._tried, error, 1, self._relayed, owed_on
+            )
         except ModelServerError as refused:
             self._gave_up(refused, "no_replica", "no other replica took it")
         sent = _sent_tokens(partial, lengths[0])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -233,8 +234,9 @@ async def test_the_stall_watch_fires_on_silence_only_where_the_request_waits_on_
     guards: list[StallGuard] = []
 
     async def request(waiting: bool) -> str:
-        guard = watch.guard(replica, 5.0)
-        guard.progress_at, guard.waiting = 100.0, waiting
+        guard = watch.guard(replica, 5.0, [])
+        guard.progress_at = 100.0
+        guard.source = SimpleNamespace(ag_running=waiting)  # its stream, reading or not
         guards.append(guard)
         try:
             await asyncio.sleep(30)
@@ -245,7 +247,8 @@ async def test_the_stall_watch_fires_on_silence_only_where_the_request_waits_on_
     on_replica, writing = asyncio.create_task(request(True)), asyncio.create_task(request(False))
     await asyncio.sleep(0)
     watch.look(104.9)  # silent for less than the limit
-    guards[0].progress += 1  # a stream's chunk: the replica is alive
+    assert guards[0].relayed is not None
+    guards[0].relayed.append(b"{}")  # a stream's chunk: the replica is alive
     watch.look(105.5)
     assert replica.heard_at == 105.5 and not any(g.cancel.fired for g in guards)
     watch.look(110.6)
