@@ -187,6 +187,7 @@ async def test_a_frozen_replica_delays_no_request_past_the_stall_time(
         for began, a in answers
         if a.took_s > STALL_S + 2
     ]
+    print(f"frozen: {len(answers)} answers, the slowest {max(a.took_s for _, a in answers):.2f} s")
     assert slow == [], "\n".join([f"{len(slow)} of {len(answers)} over {STALL_S + 2} s", *slow])
     stalls = {
         name: metric(page(usvc), "llm_usvc_replica_stalls_total", f'replica="{vllm_b.base_url}"')
@@ -262,4 +263,5 @@ async def test_streams_survive_the_sigkill_of_their_replica(
         for a in answers
         if (after := [t for t in a.times if t > killed_at])
     }
+    print(f"killed: the longest pause of a resumed stream {max(pauses.values()):.2f} s")
     assert max(pauses.values()) <= 2.0, pauses
