@@ -235,3 +235,34 @@ async def test_slow_checks_never_take_out_a_replica_that_answers_requests() -> N
     for _ in range(4):
         await probe(client, replica, info, 1.0)
     assert replica.healthy and replica.slow_checks == 0
+
+
+async def test_a_replica_whose_check_hangs_gets_no_new_request_after_two_intervals() -> None:
+    """Frozen: its sockets open, nothing answers. Before its check times out (5 s), it is
+    taken out of the picks once that check has waited one probe interval."""
+    frozen = asyncio.Event()
+    a = answering("a")
+    answer = a.handle
+
+    def handle(request: httpx.Request) -> Any:
+        if frozen.is_set():
+            return asyncio.Event().wait()  # never answers
+        return answer(request)
+
+    a.handle = handle  # type: ignore[method-assign]
+    settings = {"llm_routing": "round_robin", "llm_probe_interval_s": 0.2}
+    async with microservice({A: a, B: answering("b")}, **settings) as client:
+        for _ in range(100):  # until both replicas passed their first check
+            health = (await client.get("/v1/health_check")).json()
+            if all(r["healthy"] for r in health["replicas"]):
+                break
+            await asyncio.sleep(0.05)
+        frozen.set()
+        await asyncio.sleep(0.5)  # two intervals, and a little
+        replies = [
+            await asyncio.wait_for(client.post("/v1/chat/completions", json=CHAT), 2)
+            for _ in range(4)
+        ]
+        health = (await client.get("/v1/health_check")).json()
+    assert [text_of(r) for r in replies] == ["b"] * 4
+    assert health["replicas"][0]["healthy"], health["replicas"]  # its check has not timed out
