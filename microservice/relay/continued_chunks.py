@@ -1,6 +1,6 @@
 """A resumed stream's chunks, rewritten as if the first replica had gone on: the stream's own
-``id`` and ``created``, no second role chunk, and usage that counts the whole answer (the text
-sent before the cut was the continuation's prompt; it is the answer's completion).
+``id`` and ``created``, no second role chunk, and usage that counts the whole answer (the tokens
+sent before the cut are the answer's completion, and the prompt is the request's own).
 
 Only a resumed stream pays for this parse; every other stream passes vLLM's bytes as they are.
 """
@@ -27,9 +27,12 @@ def _role_only(choices: Any) -> bool:
 
 
 class ContinuedChunks:
-    def __init__(self, partial: PartialAnswer, sent_tokens: int, *, chat: bool) -> None:
+    def __init__(
+        self, partial: PartialAnswer, sent_tokens: int, prompt_tokens: int | None, *, chat: bool
+    ) -> None:
         self._partial = partial
         self._sent = sent_tokens
+        self._prompt = prompt_tokens  # the request's own, where a replica counted it
         self._chat = chat
 
     def chunk(self, chunk: bytes) -> bytes | None:
@@ -48,8 +51,13 @@ class ContinuedChunks:
             parsed["created"] = self._partial.created
         usage = parsed.get("usage")
         if isinstance(usage, dict) and self._sent:
-            usage["prompt_tokens"] = int(usage.get("prompt_tokens") or 0) - self._sent
-            usage["completion_tokens"] = int(usage.get("completion_tokens") or 0) + self._sent
+            prompt = self._prompt
+            if prompt is None:  # the continued prompt holds the text sent, about as many tokens
+                prompt = int(usage.get("prompt_tokens") or 0) - self._sent
+            completion = int(usage.get("completion_tokens") or 0) + self._sent
+            usage.update(
+                prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+            )
         return orjson.dumps(parsed)
 
     def batch(self, batch: list[bytes]) -> list[bytes]:

@@ -25,7 +25,7 @@ class PartialAnswer:
     created: int | None
     text: str
     finished: bool  # its finish_reason came: only the usage chunk was missing
-    chunks: int  # chunks that carried text: the tokens sent, where /tokenize cannot count them
+    tokens: int  # tokens sent: vLLM streams one chunk per token generated (the role chunk aside)
     unresumable: str | None  # why it cannot be continued faithfully, or None
 
 
@@ -74,13 +74,15 @@ def read_partial(body: dict[str, Any], chunks: list[bytes], *, chat: bool) -> Pa
                 continue
             if chat:
                 delta = choice.get("delta") or {}
-                text = delta.get("content") if isinstance(delta, dict) else None
+                if not isinstance(delta, dict) or "role" in delta:
+                    continue
+                text = delta.get("content")
                 unresumable = unresumable or _delta_unresumable(delta)
             else:
                 text = choice.get("text")
-            if isinstance(text, str) and text:
+            counted += 1
+            if isinstance(text, str):
                 parts.append(text)
-                counted += 1
             if choice.get("finish_reason"):
                 finished = True
     return PartialAnswer(ids[0], ids[1], "".join(parts), finished, counted, unresumable)

@@ -37,8 +37,8 @@ from microservice.upstream.client import ModelServerClient
 from microservice.upstream.connectors import Connector
 from microservice.upstream.model_call import Completion, ModelCall
 
-# A resume's /tokenize calls (counting the tokens already sent) answer within this, or the
-# relayed chunks are counted instead.
+# A resume's /tokenize call (the request's prompt tokens, for the answer's usage) answers within
+# this, or the usage counts the continued prompt less the tokens sent.
 TOKENIZE_TIMEOUT_S = 2.0
 
 
@@ -191,22 +191,15 @@ class Dispatcher:
         assert last is not None
         raise last
 
-    async def prompt_lengths(
-        self, calls: tuple[ModelCall, ModelCall], replica: Replica | None
-    ) -> tuple[int, int] | None:
-        """Both prompts' lengths in tokens, by ``replica``'s tokenizer (None: any healthy
-        replica's); None when it cannot tell."""
+    async def prompt_length(self, call: ModelCall, replica: Replica | None) -> int | None:
+        """The prompt's length in tokens, by ``replica``'s tokenizer (None: any healthy
+        replica's); None when it cannot tell in time."""
         if replica is None:
             replica = next((r for r in self._pool.replicas if r.healthy), None)
             if replica is None:
                 return None
-        url = replica.url
-        counted = await asyncio.gather(
-            *(prompt_token_ids(self._client, url, call, TOKENIZE_TIMEOUT_S) for call in calls)
-        )
-        if counted[0] is None or counted[1] is None:
-            return None
-        return len(counted[0]), len(counted[1])
+        tokens = await prompt_token_ids(self._client, replica.url, call, TOKENIZE_TIMEOUT_S)
+        return None if tokens is None else len(tokens)
 
     def _finisher(
         self, replica: Replica, span: Span, guard: StallGuard

@@ -53,10 +53,8 @@ class StreamOpener(Protocol):
         on_replica: Callable[[Replica], Awaitable[ModelCall]] | None = None,
     ) -> OpenedStream: ...
 
-    async def prompt_lengths(
-        self, calls: tuple[ModelCall, ModelCall], replica: Replica | None
-    ) -> tuple[int, int] | None:
-        """Both prompts' lengths in tokens, asked of ``replica`` (None: any healthy one)."""
+    async def prompt_length(self, call: ModelCall, replica: Replica | None) -> int | None:
+        """The prompt's length in tokens, asked of ``replica`` (None: any healthy one)."""
         ...
 
 
@@ -175,17 +173,17 @@ class ResumableStream(Chunks):
         failed = self._current.replica.url
         self._tried.add(failed)
         continued = replace(self._call, body=continuation_body(self._call.body, partial, chat=chat))
-        calls = (self._call, continued)
+        sent = partial.tokens if partial.text else 0  # no text: the request goes again whole
         if partial.finished:  # whole but for its usage chunk: nothing more to ask for
-            self._closing = await self._closing_batch(partial, calls)
+            self._closing = await self._closing_batch(partial, sent)
             self._pending = None
-            self._log_resumed(error, failed, "(none: the answer was whole)", partial.chunks)
+            self._log_resumed(error, failed, "(none: the answer was whole)", sent)
             return
-        lengths: list[tuple[int, int] | None] = [None]
+        prompt: list[int | None] = [None]
 
         async def owed_on(replica: Replica) -> ModelCall:
-            lengths[0] = await self._opener.prompt_lengths(calls, replica)
-            sent = _sent_tokens(partial, lengths[0])
+            if sent:
+                prompt[0] = await self._opener.prompt_length(self._call, replica)
             return replace(continued, body=owing(continued.body, sent))
 
         try:
@@ -194,10 +192,10 @@ class ResumableStream(Chunks):
             )
         except ModelServerError as refused:
             self._gave_up(refused, "no_replica", "no other replica took it")
-        sent = _sent_tokens(partial, lengths[0])
         self._tried.add(opened.replica.url)
         self._current, self._pending = opened, opened.first
-        self._rewrite, self._consumer = ContinuedChunks(partial, sent, chat=chat), None
+        self._rewrite = ContinuedChunks(partial, sent, prompt[0], chat=chat)
+        self._consumer = None
         self._log_resumed(error, failed, opened.replica.url, sent)
 
     def _log_resumed(self, error: ModelServerError, failed: str, to: str, sent: int) -> None:
@@ -206,17 +204,15 @@ class ResumableStream(Chunks):
         fields |= {"to": to, "sent_tokens": sent, "error": error.message}
         get_logger().warning("stream resumed", extra={"fields": fields})
 
-    async def _closing_batch(
-        self, partial: PartialAnswer, calls: tuple[ModelCall, ModelCall]
-    ) -> list[bytes]:
-        """The usage chunk the cut took away, counted by a healthy replica (none: no chunk)."""
-        lengths = await self._opener.prompt_lengths(calls, None)
-        if lengths is None:
+    async def _closing_batch(self, partial: PartialAnswer, sent: int) -> list[bytes]:
+        """The usage chunk the cut took away, its prompt counted by a healthy replica (none
+        can: no usage chunk)."""
+        prompt = await self._opener.prompt_length(self._call, None)
+        if prompt is None:
             return []
         model = str(self._call.body.get("model"))
         chat = self._call.path == paths.CHAT
-        sent = _sent_tokens(partial, lengths)
-        return [closing_usage_chunk(partial, lengths[0], sent, chat=chat, model=model)]
+        return [closing_usage_chunk(partial, prompt, sent, chat=chat, model=model)]
 
     def _gave_up(self, error: ModelServerError, outcome: str, why: str) -> NoReturn:
         self._done = True
@@ -224,13 +220,3 @@ class ResumableStream(Chunks):
         fields = {"request_id": self._call.request_id, "reason": why, "error": error.message}
         get_logger().warning("stream not resumed", extra={"fields": fields})
         raise error
-
-
-def _sent_tokens(partial: PartialAnswer, lengths: tuple[int, int] | None) -> int:
-    """Tokens of the answer already sent: the continuation's prompt less the request's, as the
-    replica's tokenizer counts them; else one per chunk that carried text."""
-    if not partial.text:
-        return 0
-    if lengths is None:
-        return partial.chunks
-    return max(0, lengths[1] - lengths[0])

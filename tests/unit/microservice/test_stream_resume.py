@@ -86,14 +86,14 @@ async def test_a_stream_cut_under_way_goes_on_from_another_replica(connector: st
     assert not any("error" in ch for ch in chunks)
     roles = [ch for ch in chunks if ch["choices"] and "role" in ch["choices"][0]["delta"]]
     assert len(roles) == 1  # B's role chunk is not shown again
-    # B was asked to continue the partial message, for the tokens still owed (2 words sent).
+    # B was asked to continue the partial message, for the tokens still owed (2 sent, a chunk each).
     asked = b.received[-1]
     assert asked["messages"][-1] == {"role": "assistant", "content": "one two"}
     assert asked["continue_final_message"] is True and asked["add_generation_prompt"] is False
     assert asked.get("max_tokens", asked.get("max_completion_tokens")) == 8  # LangChain renames it
-    # One usage chunk, for the whole answer: B's prompt held the 2 tokens sent before the cut.
+    # One usage chunk, for the whole answer: the request's own prompt, every token generated.
     usages = [ch["usage"] for ch in chunks if ch.get("usage")]
-    assert usages == [{"prompt_tokens": 7, "completion_tokens": 10, "total_tokens": 17}]
+    assert usages == [{"prompt_tokens": 3, "completion_tokens": 10, "total_tokens": 13}]
     assert 'llm_usvc_stream_resumes_total{outcome="resumed"} 1.0' in metrics
 
 
