@@ -1,7 +1,7 @@
 """What a cut stream had said, read from the chunks relayed before the cut, and the request
 that continues it on another replica.
 
-The chunks are kept as they passed (one append per batch) and parsed only here, once a stream
+The chunks are kept as they passed (one list extend per batch) and parsed only here, once a stream
 needs resuming. A chat answer continues as the partial assistant message
 (``continue_final_message``), a completion as its prompt followed by the partial text; either
 asks only for the tokens still owed.
