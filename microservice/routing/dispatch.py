@@ -102,22 +102,23 @@ class Dispatcher:
             replica = await self._replica(call, tried, last)
             attempt, span = self._attempt(call, replica)
             guard = self._pool.stalls.guard(replica, self._stall_s)
+            error: ModelServerError | None = None
             try:
                 completion = await self._connector.complete(attempt, replica.url)
             except asyncio.CancelledError:
                 if not guard.stalled():
                     raise
-                error: ModelServerError = ModelServerStalled.at(replica.url, self._stall_s)
+                error = ModelServerStalled.at(replica.url, self._stall_s)
             except ModelServerError as failure:
                 error = failure
             else:
                 replica.heard(time.monotonic())
                 return completion
             finally:
-                self._pool.stalls.release(guard)
-                span.end()
-                self._pool.release(replica)
-            span.set_attribute("error", error.message)
+                if error is not None:
+                    span.set_attribute("error", error.message)
+                self._end_try(replica, span, guard)
+            assert error is not None
             self._failed(replica, error, tried)
             last = error
         assert last is not None
@@ -183,9 +184,7 @@ class Dispatcher:
                 span.add_event("first token")
                 return OpenedStream(replica, chunks, first, guard, finished)
             span.set_attribute("error", error.message)
-            self._pool.stalls.release(guard)
-            span.end()
-            self._pool.release(replica)
+            self._end_try(replica, span, guard)
             self._failed(replica, error, tried)
             last = error
         assert last is not None
@@ -201,6 +200,12 @@ class Dispatcher:
         tokens = await prompt_token_ids(self._client, replica.url, call, TOKENIZE_TIMEOUT_S)
         return None if tokens is None else len(tokens)
 
+    def _end_try(self, replica: Replica, span: Span, guard: StallGuard) -> None:
+        """A try is over: its guard no longer watched, its span ended, its slot given back."""
+        self._pool.stalls.release(guard)
+        span.end()
+        self._pool.release(replica)
+
     def _finisher(
         self, replica: Replica, span: Span, guard: StallGuard
     ) -> Callable[[BaseException | None], None]:
@@ -213,13 +218,11 @@ class Dispatcher:
             if done:
                 return
             done = True
-            self._pool.stalls.release(guard)
             if isinstance(error, ModelServerError):
                 span.set_attribute("error", error.message)
                 self._pool.failed(replica, error, mid_stream=True)
             else:
                 replica.heard(time.monotonic())
-            span.end()
-            self._pool.release(replica)
+            self._end_try(replica, span, guard)
 
         return finished

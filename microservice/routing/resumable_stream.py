@@ -176,7 +176,6 @@ class ResumableStream(Chunks):
         sent = partial.tokens if partial.text else 0  # no text: the request goes again whole
         if partial.finished:  # whole but for its usage chunk: nothing more to ask for
             self._closing = await self._closing_batch(partial, sent)
-            self._pending = None
             self._log_resumed(error, failed, "(none: the answer was whole)", sent)
             return
         prompt: list[int | None] = [None]
