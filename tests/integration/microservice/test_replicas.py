@@ -94,9 +94,14 @@ async def test_sigkill_of_one_server_under_load_fails_no_request_and_it_returns(
     usvc_two: Server, vllm_b: SecondVllm
 ) -> None:
     """8 clients; B is SIGKILLed mid-way. No request fails, not even a stream under way on B
-    (it is resumed on A), and no answer waits more than 1 s longer than the slowest before
-    the kill: a refused or reset connection moves its request at once. B restarted: in use
-    again within seconds."""
+    (it is resumed on A), and no answer waits much longer than the slowest before the kill: a
+    refused or reset connection moves its request at once. B restarted: in use again within
+    seconds.
+
+    Here the answers around the kill take 0.2-0.5 s, and took 4.5 s when a dead replica's
+    requests lingered; the bound leaves 2 s over the slowest before the kill, because this
+    2-core host also tears down B's memory and, in CI, runs the linters beside the tests
+    (a batch of answers held up 0.8 s by that was seen once)."""
     problems: list[str] = []
     answers: list[tuple[float, float, bool]] = []  # began, ended, stream
     stop = asyncio.Event()
@@ -129,7 +134,7 @@ async def test_sigkill_of_one_server_under_load_fails_no_request_and_it_returns(
     before = max(end - began for began, end, _ in answers if end < kill_sent)
     around = [end - began for began, end, _ in answers if end >= kill_sent]
     print(f"slowest answer before the kill {before:.2f} s, around it {max(around):.2f} s")
-    assert max(around) <= before + 1.0, (before, sorted(around)[-5:])
+    assert max(around) <= before + 2.0, (before, sorted(around)[-5:])
 
     healthy_at = time.monotonic()
     before = served(vllm_b.base_url)
