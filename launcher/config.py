@@ -84,7 +84,7 @@ def load_stack(options: Options, environ: Mapping[str, str]) -> Stack:
     checked = env
     if not options.native:
         stack_dir = options.root / "docker" / device
-        checked = env | rules.mounted_files(env, readable, launcher, stack_dir)
+        checked = env | rules.mounted_files(env, readable, launcher, stack_dir) | rules.IN_CONTAINER
     try:
         microservice = load_from(MicroserviceSettings, checked, readable)
     except ConfigError as error:

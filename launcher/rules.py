@@ -16,6 +16,9 @@ from model_server.settings import ModelServerSettings
 
 USVC_CONFIG_MOUNT = "/etc/llm-usvc"  # where the compose files mount LLM_USVC_CONFIG_DIR
 MOUNTED_FILES = ("LLM_MODELS_FILE", "LLM_API_KEYS_FILE")
+# Compose: what the microservice writes to a path inside its container (the audit file) is
+# checked there, at its start; here the check stands in with a value that needs no host path.
+IN_CONTAINER = {"LLM_AUDIT_LOG": "stdout"}
 
 
 def embedding_url(model_server: ModelServerSettings, launcher: LauncherSettings) -> str:

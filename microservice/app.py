@@ -22,6 +22,7 @@ from microservice.api.routes import MODEL_ROUTES, router
 from microservice.api.state import ServiceState
 from microservice.auth.guard import build_guard
 from microservice.models.served_models import ServedModels
+from microservice.observability.audit_log import AuditLog
 from microservice.observability.logs import get_logger
 from microservice.observability.metrics import Metrics
 from microservice.observability.tracing import Tracing
@@ -43,12 +44,15 @@ def create_app(
     metrics = Metrics()
     routing_metrics = RoutingMetrics(metrics.registry)
     tracing = Tracing.build(settings)
+    audit_log = AuditLog.build(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         client = model_server_client(settings)
         async with contextlib.AsyncExitStack() as closing:
             closing.push_async_callback(client.aclose)
+            audit_log.start()
+            closing.push_async_callback(asyncio.to_thread, audit_log.stop)  # the last lines
             connector = connectors.build(settings.llm_connector, client)
             models = ServedModels(
                 settings.catalog, settings, client, connector, resolver, routing_metrics, tracing
@@ -88,6 +92,8 @@ def create_app(
     error_answers.install(app)
     app.include_router(router)
     install_openapi(app)
-    app.add_middleware(RequestContext, metrics=metrics, tracing=tracing)
-    app.direct = RequestContext(DirectRoutes(MODEL_ROUTES), metrics=metrics, tracing=tracing)
+    app.add_middleware(RequestContext, metrics=metrics, tracing=tracing, audit_log=audit_log)
+    app.direct = RequestContext(
+        DirectRoutes(MODEL_ROUTES), metrics=metrics, tracing=tracing, audit_log=audit_log
+    )
     return app

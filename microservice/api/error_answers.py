@@ -13,11 +13,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from microservice.errors import ServiceError, error_body
 from microservice.forms.parse import invalid_request
+from microservice.observability import audit
 from microservice.observability.logs import get_logger
 
 
 def error_response(error: ServiceError) -> Response:
     """The answer to a ``ServiceError``; failures on our side (5xx) are logged."""
+    audit.failed(error.error_type)
     if error.status >= 500:
         get_logger().warning("model server failure", extra={"fields": {"error": error.message}})
     headers = dict(error.headers)

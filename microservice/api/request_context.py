@@ -4,7 +4,8 @@ Accepts or makes the X-Request-Id, returns it, keeps it in the log context; open
 trace span (continuing the client's ``traceparent``); adds the headers a route left in
 ``request.state.response_headers`` (an API key's rate limits); counts requests by
 route and status, times them to the last body byte, tracks requests in flight; one access log
-line per request (never per chunk).
+line per request (never per chunk); for an API route, one audit line (``observability.audit``)
+once the answer is finished, a stream's last byte included.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from microservice.observability import audit
+from microservice.observability.audit_log import AuditLog
 from microservice.observability.logs import get_logger, request_id_var
 from microservice.observability.metrics import Metrics
 from microservice.observability.tracing import Tracing
@@ -34,10 +37,13 @@ def request_id_from(scope: Scope) -> str:
 
 
 class RequestContext:
-    def __init__(self, app: ASGIApp, metrics: Metrics, tracing: Tracing) -> None:
+    def __init__(
+        self, app: ASGIApp, metrics: Metrics, tracing: Tracing, audit_log: AuditLog
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.tracing = tracing
+        self.audit_log = audit_log
         self.log = get_logger()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -52,6 +58,8 @@ class RequestContext:
         start = time.perf_counter()
         status = 0  # no answer started
         header = (HEADER, request_id.encode("ascii"))
+        record = self._audit_record(scope, request_id, start)
+        close_record = audit.open_record(record) if record is not None else None
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -87,4 +95,26 @@ class RequestContext:
                     }
                 },
             )
+            if record is not None and close_record is not None:
+                self._write_audit(record, status, elapsed)
+                close_record()
             request_id_var.reset(token)
+
+    def _audit_record(
+        self, scope: Scope, request_id: str, start: float
+    ) -> audit.AuditRecord | None:
+        """A new record for an API request while the audit log is on; else None."""
+        if not self.audit_log.enabled or scope["path"] not in audit.AUDITED_PATHS:
+            return None
+        client = scope.get("client")
+        host = client[0] if client else None
+        return audit.AuditRecord(request_id, scope["path"], host, start, time.time())
+
+    def _write_audit(self, record: audit.AuditRecord, status: int, elapsed: float) -> None:
+        """The line of a finished request: a client gone mid-stream is a 499 after its 200; a
+        failure no handler answered is the 500 uvicorn sends."""
+        record.status = 499 if record.client_gone else status
+        if record.status == 500 and record.error_type is None:
+            record.error_type = "internal_error"
+        record.latency_ms = round(elapsed * 1000, 2)
+        self.audit_log.write(record)

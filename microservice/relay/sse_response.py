@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from microservice.errors import ServiceError, sse_error_event
+from microservice.observability import audit
 from microservice.observability.logs import get_logger
 from microservice.relay.client_socket import ClientSocket
 from microservice.relay.disconnect import DisconnectWatch
@@ -69,11 +70,13 @@ class SSEResponse(Response):
                     await send({"type": "http.response.body", "body": data, "more_body": True})
             except ServiceError as error:
                 get_logger().warning("stream failed", extra={"fields": {"error": error.message}})
+                audit.failed(error.error_type)
                 last = sse_error_event(error) + DONE_EVENT
             await send({"type": "http.response.body", "body": last, "more_body": False})
         except asyncio.CancelledError:
             if not watch.cancel.took_back():
                 raise
+            audit.client_left()
         finally:
             watch.stop()
             await self._events.aclose()

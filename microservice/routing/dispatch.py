@@ -24,6 +24,7 @@ from microservice.errors import (
     ModelServerUnreachable,
     NoHealthyReplica,
 )
+from microservice.observability import audit
 from microservice.observability.tracing import Tracing
 from microservice.relay.push import BatchConsumer
 from microservice.routing.metrics import RoutingMetrics
@@ -113,6 +114,7 @@ class Dispatcher:
                 error = failure
             else:
                 replica.heard(time.monotonic())
+                audit.served_by(replica.url)
                 return completion
             finally:
                 if error is not None:
@@ -132,6 +134,7 @@ class Dispatcher:
         call = self._connector.prepare(call)
         relayed: list[bytes] = []
         opened = await self.open_stream(call, set(), None, self._retries + 1, relayed)
+        audit.served_by(opened.replica.url)
         return ResumableStream(
             self, call, opened, relayed, resumes=self._retries, resume=self._resume,
             metrics=self._metrics,

@@ -17,6 +17,7 @@ from typing import Any, NoReturn, Protocol
 
 from microservice import paths
 from microservice.errors import ModelServerError, ModelServerStalled
+from microservice.observability import audit
 from microservice.observability.logs import get_logger
 from microservice.relay.continued_chunks import ContinuedChunks, closing_usage_chunk
 from microservice.relay.partial_answer import PartialAnswer, continuation_body, owing, read_partial
@@ -84,6 +85,7 @@ class ResumableStream(Chunks):
         self._consumer: BatchConsumer | None = None
         self._closing: list[bytes] | None = None  # a synthesized last batch, then the end
         self._done = False
+        self._audit = audit.current()  # the request's: a resume may run in another context
 
     def _pass_on(self, offer: BatchConsumer) -> BatchConsumer:
         """The offer to push, wrapped to keep each batch (and rewrite a continuation's)."""
@@ -177,6 +179,8 @@ class ResumableStream(Chunks):
         if partial.finished:  # whole but for its usage chunk: nothing more to ask for
             self._closing = await self._closing_batch(partial, sent)
             self._log_resumed(error, failed, "(none: the answer was whole)", sent)
+            if self._audit is not None:
+                self._audit.resumed(None)
             return
         prompt: list[int | None] = [None]
 
@@ -196,6 +200,8 @@ class ResumableStream(Chunks):
         self._rewrite = ContinuedChunks(partial, sent, prompt[0], chat=chat)
         self._consumer = None
         self._log_resumed(error, failed, opened.replica.url, sent)
+        if self._audit is not None:
+            self._audit.resumed(opened.replica.url)
 
     def _log_resumed(self, error: ModelServerError, failed: str, to: str, sent: int) -> None:
         self._metrics.resumes.labels("resumed").inc()

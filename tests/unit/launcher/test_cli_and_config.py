@@ -166,3 +166,12 @@ def test_compose_checks_the_microservices_files_on_the_host_side_of_the_mount(
         "LLM_API_KEYS_FILE": f"{tmp_path}/cpu/../conf/keys.yaml",
     }
     assert rules.mounted_files({"LLM_MODELS_FILE": "/srv/m.yaml"}, None, launcher, tmp_path) == {}
+
+
+@pytest.mark.usefixtures("clean_env")
+def test_compose_leaves_the_audit_files_folder_to_the_container() -> None:
+    audit_file = {"LLM_DEVICE": "cpu", "LLM_AUDIT_LOG": "/var/log/llm-usvc/audit.log"}
+    stack = load_stack(DOCKER, audit_file)  # no such folder here: the container checks it
+    assert stack.env["LLM_AUDIT_LOG"] == "/var/log/llm-usvc/audit.log"
+    with pytest.raises(Refusal, match="LLM_AUDIT_LOG="):
+        load_stack(NATIVE, audit_file)
