@@ -37,7 +37,7 @@ ERROR_STATUSES = {
     404: "No such model.",
     413: "The body is over LLM_MAX_BODY_BYTES.",
     422: "The body is invalid; `param` names the field.",
-    429: "The API key's rate limit, or every replica at its in-flight limit.",
+    429: "The API key's rate limit or token budget, or every replica at its in-flight limit.",
     502: "The model server failed.",
     503: "No model server replica is ready, or it is unreachable.",
     504: "The model server did not answer in time.",

@@ -9,7 +9,8 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from microservice.auth.guard import Caller, Guard
+from microservice.auth.admission import Admission
+from microservice.auth.guard import Guard
 from microservice.models.served_models import ServedModels
 from microservice.observability.metrics import Metrics
 from microservice.relay.usage import Usage
@@ -23,13 +24,15 @@ class ServiceState:
     guard: Guard
     metrics: Metrics
 
-    def usage_hook(self, caller: Caller) -> Callable[[Usage], None]:
-        """What an answered request's usage goes to: the token metric and the caller's key."""
-        tokens, record = self.metrics.generated_tokens, self.guard.record
+    def usage_hook(self, admission: Admission) -> Callable[[Usage], None]:
+        """What an answered request's usage goes to: the token metric, and the settling of the
+        caller's reservation (once; ``admission.settle(None)`` settles a request that ends
+        without usage)."""
+        tokens, settle = self.metrics.generated_tokens, admission.settle
 
         def on_usage(usage: Usage) -> None:
             tokens.inc(usage.completion_tokens)
-            record(caller, usage)
+            settle(usage)
 
         return on_usage
 

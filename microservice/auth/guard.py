@@ -1,5 +1,6 @@
 """The check every API request passes when API keys are on: who is calling (401), may it use
-this model (403), is the key within its limits (429); and, once answered, what it used.
+this model (403), is the key within its limits and budgets (429) for the tokens the request
+reserves; and, once it ended, what it used.
 
 Without a keys file every request is let through as the anonymous caller, with no work done.
 The answer carries OpenAI's ``x-ratelimit-*`` headers for the key's limits, refused or not.
@@ -9,15 +10,19 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from functools import partial
 
 from prometheus_client import CollectorRegistry
 
+from microservice.auth.admission import Admission
+from microservice.auth.budgets import BudgetUse
 from microservice.auth.keys import ApiKey
 from microservice.auth.limiter_choice import make_limiter
-from microservice.auth.limits import Limiter
+from microservice.auth.limits import Limiter, Ticket, Verdict
 from microservice.auth.metrics import KeyMetrics
 from microservice.auth.store import KeyStore
-from microservice.errors import InvalidApiKey, KeyRateLimited, ModelNotAllowed
+from microservice.errors import BudgetExceeded, InvalidApiKey, KeyRateLimited, ModelNotAllowed
+from microservice.observability.logs import get_logger
 from microservice.relay.usage import Usage
 from microservice.settings import MicroserviceSettings
 
@@ -39,7 +44,7 @@ class Guard:
         self._store = store
         self._limiter = limiter
         self._metrics = metrics
-        self._spending: set[asyncio.Task[None]] = set()
+        self._settling: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         if self._store is not None:
@@ -60,42 +65,47 @@ class Guard:
             raise InvalidApiKey("invalid API key")
         return Caller(key)
 
-    async def admit(self, caller: Caller, model: str) -> tuple[tuple[str, str], ...]:
-        """403 for a model outside the key's list, 429 over its limits; otherwise the request
-        is counted and the rate-limit headers for the answer are returned."""
+    async def admit(self, caller: Caller, model: str, tokens: int) -> Admission:
+        """403 for a model outside the key's list, 429 over its limits or budgets; otherwise
+        the request and the ``tokens`` it reserves are counted, and its admission holds the
+        answer's rate-limit headers and the settling of the reservation."""
         key = caller.key
         if key is None:
-            return ()
+            return Admission()
         if not key.may_use(model):
             raise ModelNotAllowed(
                 f"the API key `{key.name}` may not use the model `{model}`", param="model"
             )
-        verdict = await self._limiter.admit(key)
+        verdict = await self._limiter.admit(key, tokens)
+        self._show_budgets(key, verdict.budgets)
         if not verdict.allowed:
-            limit = verdict.refused_by or "requests"
-            self._metrics.rate_limited.labels(key.name, limit).inc()
-            raise KeyRateLimited(
-                f"rate limit reached for the API key `{key.name}`: {limit} per minute; "
-                f"try again in {verdict.retry_after_s} s",
-                verdict.retry_after_s,
-                verdict.headers,
-            )
+            self._metrics.rate_limited.labels(key.name, verdict.refused_by or "requests").inc()
+            raise _refusal(key, verdict)
         self._metrics.requests.labels(key.name).inc()
-        return verdict.headers
+        return Admission(verdict.headers, partial(self._settle, key, verdict.ticket))
 
-    def record(self, caller: Caller, usage: Usage) -> None:
-        """The tokens an answered request used: into the key's metrics and its token limit
-        (counted in the background: the answer never waits for Redis)."""
-        key = caller.key
-        if key is None:
+    def _settle(self, key: ApiKey, ticket: Ticket | None, usage: Usage | None) -> None:
+        """A request's end: its usage into the key's metrics, and the difference to its
+        reservation into its counts (in the background: the answer never waits for Redis)."""
+        if usage is not None:
+            self._metrics.prompt_tokens.labels(key.name).inc(usage.prompt_tokens)
+            self._metrics.completion_tokens.labels(key.name).inc(usage.completion_tokens)
+        if ticket is None:
             return
-        self._metrics.prompt_tokens.labels(key.name).inc(usage.prompt_tokens)
-        self._metrics.completion_tokens.labels(key.name).inc(usage.completion_tokens)
-        tokens = usage.prompt_tokens + usage.completion_tokens
-        if key.tpm is not None and tokens:
-            task = asyncio.get_running_loop().create_task(self._limiter.spend_tokens(key, tokens))
-            self._spending.add(task)
-            task.add_done_callback(self._spending.discard)
+        used = usage.prompt_tokens + usage.completion_tokens if usage is not None else 0
+        task = asyncio.get_running_loop().create_task(self._settle_counts(key, ticket, used))
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def _settle_counts(self, key: ApiKey, ticket: Ticket, used: int) -> None:
+        try:
+            self._show_budgets(key, await self._limiter.settle(key, ticket, used))
+        except Exception:  # a settling that failed must not take the loop's other work down
+            get_logger().exception("settling a request's tokens failed", extra={"fields": {}})
+
+    def _show_budgets(self, key: ApiKey, budgets: tuple[BudgetUse, ...]) -> None:
+        for use in budgets:
+            self._metrics.budget_remaining.labels(key.name, use.period.name).set(use.remaining)
 
     def limiter_state(self) -> dict[str, object]:
         """Where the limits are counted (Redis, or this process) and why, for health."""
@@ -104,9 +114,29 @@ class Guard:
     async def aclose(self) -> None:
         if self._store is not None:
             await self._store.stop()
-        if self._spending:
-            await asyncio.gather(*self._spending, return_exceptions=True)
+        if self._settling:
+            await asyncio.gather(*self._settling, return_exceptions=True)
         await self._limiter.aclose()
+
+
+def _refusal(key: ApiKey, verdict: Verdict) -> KeyRateLimited:
+    """The 429 of a refused verdict: ``budget_exceeded`` for a budget, naming its reset."""
+    limit = verdict.refused_by or "requests"
+    if limit in ("tokens_per_day", "tokens_per_month"):
+        use = next(u for u in verdict.budgets if f"tokens_per_{u.period.name}" == limit)
+        return BudgetExceeded(
+            f"token budget reached for the API key `{key.name}`: {use.budget} tokens per UTC "
+            f"{use.period.name}; it resets at {use.period.reset_iso}, "
+            f"in {verdict.retry_after_s} s",
+            verdict.retry_after_s,
+            verdict.headers,
+        )
+    return KeyRateLimited(
+        f"rate limit reached for the API key `{key.name}`: {limit} per minute; "
+        f"try again in {verdict.retry_after_s} s",
+        verdict.retry_after_s,
+        verdict.headers,
+    )
 
 
 def build_guard(settings: MicroserviceSettings, registry: CollectorRegistry) -> Guard:

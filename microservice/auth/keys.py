@@ -11,7 +11,7 @@ import hmac
 from dataclasses import dataclass
 from pathlib import Path
 
-from microservice.config.keys_file import KeyEntry, digest, read_keys_file
+from microservice.config.keys_file import KeyEntry, PriorityClass, digest, read_keys_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,10 @@ class ApiKey:
     rpm: int | None = None
     tpm: int | None = None
     models: frozenset[str] | None = None
+    weight: float = 1.0
+    priority: PriorityClass = "interactive"
+    tokens_per_day: int | None = None
+    tokens_per_month: int | None = None
 
     def may_use(self, model: str) -> bool:
         return self.models is None or model in self.models
@@ -31,13 +35,7 @@ class KeyTable:
     """Digest → key, and the constant-time lookup."""
 
     def __init__(self, entries: list[KeyEntry]) -> None:
-        self._entries = [
-            (
-                e.sha256,
-                ApiKey(e.name, e.rpm, e.tpm, None if e.models is None else frozenset(e.models)),
-            )
-            for e in entries
-        ]
+        self._entries = [(e.sha256, _api_key(e)) for e in entries]
 
     @property
     def keys(self) -> list[ApiKey]:
@@ -50,6 +48,19 @@ class KeyTable:
             if hmac.compare_digest(sha, wanted):
                 found = key
         return found
+
+
+def _api_key(entry: KeyEntry) -> ApiKey:
+    return ApiKey(
+        entry.name,
+        entry.rpm,
+        entry.tpm,
+        None if entry.models is None else frozenset(entry.models),
+        entry.weight,
+        entry.priority,
+        entry.tokens_per_day,
+        entry.tokens_per_month,
+    )
 
 
 def read_keys(path: Path) -> KeyTable:

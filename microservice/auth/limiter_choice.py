@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from microservice.auth.limits import Limiter, LocalLimiter
+from microservice.auth.limits import Limiter
+from microservice.auth.local_limits import LocalLimiter
 
 
 def make_limiter(redis_url: str | None, clock: Callable[[], float] = time.time) -> Limiter:

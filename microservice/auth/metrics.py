@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 
 class KeyMetrics:
@@ -28,7 +28,14 @@ class KeyMetrics:
         self.rate_limited = Counter(
             "llm_usvc_key_rate_limited",
             "Requests refused with 429 by a key's own limit, by key name and limit "
-            "(requests or tokens).",
+            "(requests, tokens, tokens_per_day or tokens_per_month).",
             ["key", "limit"],
+            registry=registry,
+        )
+        self.budget_remaining = Gauge(
+            "llm_usvc_key_budget_remaining_tokens",
+            "Tokens left in a key's budget for the current UTC day or month, as last checked "
+            "or settled, by key name and period (day or month).",
+            ["key", "period"],
             registry=registry,
         )

@@ -8,6 +8,11 @@ keys:
     rpm: 600                # requests per minute (optional)
     tpm: 200000             # prompt + completion tokens per minute (optional)
     models: [my-model]      # allowed models (optional; default all)
+    weight: 2               # share of the replicas' slots against other keys (default 1)
+    priority: interactive   # interactive (default) or batch: served only when no
+                            # interactive request waits, and refused first under overload
+    tokens_per_day: 5000000     # budget per UTC day (optional)
+    tokens_per_month: 90000000  # budget per UTC calendar month (optional)
 ```
 """
 
@@ -16,12 +21,15 @@ from __future__ import annotations
 import hashlib
 import re
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from microservice.config.files import read_yaml
 
 HEX_DIGEST = re.compile(r"^[0-9a-fA-F]{64}$")
+PriorityClass = Literal["interactive", "batch"]
+PRIORITY_CLASSES: tuple[PriorityClass, ...] = ("interactive", "batch")  # first served first
 NAME = re.compile(r"^[A-Za-z0-9._:@/-]{1,64}$")  # a metrics label and a log field
 
 
@@ -38,6 +46,10 @@ class KeyEntry(BaseModel):
     rpm: int | None = Field(None, ge=1)
     tpm: int | None = Field(None, ge=1)
     models: list[str] | None = None
+    weight: float = Field(1.0, gt=0, le=1000)
+    priority: PriorityClass = "interactive"
+    tokens_per_day: int | None = Field(None, ge=1)
+    tokens_per_month: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _one_key(self) -> KeyEntry:

@@ -64,10 +64,12 @@ async def client_events(
     on_usage: Callable[[Usage], None],
     ttft: Histogram,
     start: float,
+    on_end: Callable[[], None] | None = None,
 ) -> AsyncGenerator[bytes, Consumer | None]:
     """The client's bytes, a write per batch. ``event`` turns a chunk into its SSE bytes
     (``b""`` drops it). The final usage chunk goes to ``on_usage`` once the stream ended, and
-    is sent on as it came only when ``keep_usage_chunk``. The first write is timed from
+    is sent on as it came only when ``keep_usage_chunk``; ``on_end`` is called after that on
+    every end (finished, failed, cut, closed by a client gone). The first write is timed from
     ``start`` into ``ttft``. A writer sent in at a yield is offered on, as a batch consumer,
     to push the rest of the stream (``relay.push``)."""
     writer = EventWriter(event, keep_usage_chunk=keep_usage_chunk)
@@ -93,6 +95,10 @@ async def client_events(
             if failure is not None:
                 raise failure
     finally:
-        await chunks.aclose()
-        if writer.usage is not None:
-            on_usage(writer.usage)
+        try:
+            await chunks.aclose()
+        finally:
+            if writer.usage is not None:
+                on_usage(writer.usage)
+            if on_end is not None:
+                on_end()

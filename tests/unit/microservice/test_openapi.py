@@ -113,6 +113,7 @@ def test_error_envelope_matches_every_error(doc: dict[str, Any]) -> None:
         errors.BodyTooLarge("too big", param="body"),
         errors.RequestInvalid("max_tokens: bad", param="max_tokens"),
         errors.KeyRateLimited("slow down", 3, ()),
+        errors.BudgetExceeded("budget spent", 3600, ()),
         errors.ModelServerFailed("boom"),
         errors.NoHealthyReplica("none ready", 5),
         errors.ModelServerTimeout("late"),
