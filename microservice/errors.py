@@ -57,6 +57,14 @@ class ModelNotAllowed(ServiceError):
     code = "model_not_allowed"
 
 
+class PriorityNotAllowed(ServiceError):
+    """A request asked for a higher priority class than its key has."""
+
+    status = 403
+    error_type = "permission_error"
+    code = "priority_not_allowed"
+
+
 class ModelNotFound(ServiceError):
     status = 404
     error_type = "invalid_request_error"
@@ -83,6 +91,13 @@ class KeyRateLimited(ServiceError):
         super().__init__(message)
         self.retry_after = retry_after
         self.headers = headers
+
+
+class BudgetExceeded(KeyRateLimited):
+    """The key's token budget for the UTC day or month is used up, until the period resets."""
+
+    error_type = "budget_exceeded"
+    code = "budget_exceeded"
 
 
 class ModelServerError(ServiceError):
@@ -159,6 +174,7 @@ class Overloaded(ServiceError):
     def __init__(self, message: str, reason: str, retry_after: int) -> None:
         super().__init__(message)
         self.reason = reason
+        self.code = reason  # queue_full, queue_timeout
         self.retry_after = retry_after
 
 

@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings
 
 from common.config_loading import SETTINGS_CONFIG, load, lowercase, strict_bool
 from common.constants import DEFAULT_MODEL, OtlpProtocol
+from microservice.config.audit_target import STDOUT, audit_target
 from microservice.config.catalog import Catalog, ModelSpec, endpoint_list, read_catalog
 from microservice.config.keys_file import read_keys_file
 
@@ -29,6 +30,7 @@ BOOLEAN_FIELDS = (
     "llm_output_guard_exists",
     "llm_cache_events",
     "llm_stream_resume",
+    "llm_priority_scheduling",
 )
 
 
@@ -219,6 +221,15 @@ class MicroserviceSettings(BaseSettings):
         description="Seconds a request may wait in the queue before it is refused with 429 and "
         "`Retry-After`.",
     )
+    llm_priority_scheduling: bool = Field(
+        False,
+        description="`true`: the replicas run vLLM's priority scheduler "
+        "(`VLLM_SCHEDULING_POLICY=priority`), and each request's priority class goes to vLLM "
+        "as its `priority` (interactive 0, batch 1; the client's own is replaced), so the "
+        "engine serves interactive requests first too. vLLM 0.32's default scheduler ignores "
+        "a `priority`; older vLLM refuses it: leave this `false` unless the replicas run "
+        "the priority scheduler.",
+    )
     llm_usvc_host: str = Field(
         "0.0.0.0",
         min_length=1,
@@ -238,6 +249,21 @@ class MicroserviceSettings(BaseSettings):
         "collected and returned as one JSON body (as the OPEA component does).",
     )
     opea_logger_level: LogLevel = Field("INFO", description="Level of the microservice's logs.")
+    llm_audit_log: str = Field(
+        STDOUT,
+        min_length=1,
+        description="The audit trail, one JSON line per API request (docs/production-api.md): "
+        '`stdout` (each line marked `"log": "audit"`), `off`, or a file path, rotated by size '
+        "(its folder must exist and be writable). With `LLM_USVC_WORKERS` above 1 each worker "
+        "writes its own file: the path plus `.<pid>`.",
+    )
+    llm_audit_log_max_bytes: int = Field(
+        100 * 1024 * 1024, ge=1024, description="Size, in bytes, at which an audit file rotates."
+    )
+    llm_audit_log_backups: int = Field(
+        5, ge=1, description="Rotated audit files kept (`<path>.1` the newest); older ones go."
+    )
+    _audit_target = field_validator("llm_audit_log", mode="after")(audit_target)
     llm_request_timeout_s: float = Field(
         120.0,
         gt=0,

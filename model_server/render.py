@@ -62,6 +62,7 @@ def _common_args(s: ModelServerSettings) -> list[str]:
         "--pipeline-parallel-size": s.vllm_pp_size,
         "--max-model-len": s.vllm_max_model_len,
         "--otlp-traces-endpoint": s.otlp_traces_endpoint,
+        "--scheduling-policy": "priority" if s.vllm_scheduling_policy == "priority" else None,
     }
     for flag, value in optional.items():
         if value is not None:

@@ -174,6 +174,12 @@ class ModelServerSettings(BaseSettings):
         "(`--structured-outputs-config` `disable_any_whitespace`, with vLLM's xgrammar "
         "backend), so a weak or small model cannot pad its JSON with blanks until `max_tokens`.",
     )
+    vllm_scheduling_policy: Literal["fcfs", "priority"] = Field(
+        "fcfs",
+        description="Order of vLLM's own queue (`--scheduling-policy`): `fcfs`, first come "
+        "first served, or `priority`, by each request's `priority` (lower first), which the "
+        "microservice sets from the API key's class with `LLM_PRIORITY_SCHEDULING=true`.",
+    )
     vllm_kv_events_port: int | None = Field(
         None,
         ge=1,

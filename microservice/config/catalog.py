@@ -13,6 +13,9 @@ models:
     endpoints: http://vllm-0:8008,http://vllm-1:8008   # or a YAML list; a DNS name counts once
                                                      # per address it resolves to
     served_model_name: meta-llama/Llama-3.1-8B-Instruct  # the model vLLM serves (default: name)
+    fallbacks: [chat-xeon]   # optional: models of the same kind that serve its requests, in
+                             # order, when its replicas are all down or its waiting room refuses,
+                             # or when a prompt is over its context length
 ```
 """
 
@@ -53,6 +56,7 @@ class ModelSpec(BaseModel):
     kind: ModelKind = "chat"
     endpoints: list[str]
     served_model_name: str = ""
+    fallbacks: list[str] = []
 
     _endpoints = field_validator("endpoints", mode="before")(endpoint_list)
 
@@ -75,6 +79,21 @@ class Catalog(BaseModel):
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise ValueError(f"model names must be unique; given more than once: {twice}")
+        kinds = {m.name: m.kind for m in self.models}
+        for model in self.models:
+            for fallback in model.fallbacks:
+                if fallback not in kinds or fallback == model.name:
+                    raise ValueError(
+                        f"model {model.name!r}: fallback {fallback!r} is not another of the "
+                        f"models {names}"
+                    )
+                if kinds[fallback] != model.kind:
+                    raise ValueError(
+                        f"model {model.name!r}: fallback {fallback!r} serves {kinds[fallback]}, "
+                        f"not {model.kind}"
+                    )
+            if len(set(model.fallbacks)) != len(model.fallbacks):
+                raise ValueError(f"model {model.name!r}: a fallback is listed twice")
         chat = [m.name for m in self.models if m.kind == "chat"]
         if not self.default:
             object.__setattr__(self, "default", chat[0] if chat else names[0])

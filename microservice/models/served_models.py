@@ -95,6 +95,10 @@ class ServedModels:
             )
         return served
 
+    def with_fallbacks(self, served: ServedModel) -> list[ServedModel]:
+        """The model and, in order, the models its requests fall back on."""
+        return [served, *(self._models[name] for name in served.spec.fallbacks)]
+
     async def start(self) -> None:
         for model in self._models.values():
             await model.pool.start()

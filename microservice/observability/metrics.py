@@ -48,6 +48,15 @@ class Metrics:
             "Requests being served, streams included.",
             registry=self.registry,
         )
+        self.fallbacks = Counter(
+            "llm_usvc_fallbacks",
+            "Requests passed from a model to its next fallback, by reason: `unavailable` (no "
+            "healthy replica), `overloaded` (its waiting room refused), `context` (over its "
+            "context length).",
+            ["from", "to", "reason"],
+            registry=self.registry,
+        )
+        self.fell_back = MetricChildren(self.fallbacks)
         self.answered = MetricChildren(self.requests)  # by route and status
         self.timed = MetricChildren(self.latency)  # by route
         self.first_token = MetricChildren(self.ttft)  # by form and "true"/"false" (streaming)

@@ -9,6 +9,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from microservice.observability.metric_children import MetricChildren
 from microservice.routing.replica import Replica
 
+NO_KEY = "(none)"  # the key label without API keys: no key name can be it
+
+
+def key_label(name: str) -> str:
+    return name or NO_KEY
+
+
 WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -56,9 +63,18 @@ class RoutingMetrics:
         self.queue_depth = Gauge(
             "llm_usvc_queue_depth", "Requests waiting for a replica.", registry=registry
         )
+        self.queue_depth_by_key = Gauge(
+            "llm_usvc_queue_depth_by_key",
+            "Requests waiting for a replica, by priority class and API key (`(none)` without "
+            "keys).",
+            ["class", "key"],
+            registry=registry,
+        )
         self.queue_wait = Histogram(
             "llm_usvc_queue_wait_seconds",
-            "Time a request waited for a replica (0 when one was free).",
+            "Time a request waited for a replica (0 when one was free), by priority class and "
+            "API key.",
+            ["class", "key"],
             buckets=WAIT_BUCKETS,
             registry=registry,
         )
@@ -100,6 +116,8 @@ class RoutingMetrics:
         self.sent = MetricChildren(self.requests)  # per request: by replica
         self.decided = MetricChildren(self.decisions)
         self.in_flight_of = MetricChildren(self.in_flight)
+        self.waited = MetricChildren(self.queue_wait)  # per request: by class and key
+        self.waiting_of = MetricChildren(self.queue_depth_by_key)
 
     def observe(self, replica: Replica, index_blocks: int, event_blocks: int | None) -> None:
         """The replica's probed state (called after each probe)."""

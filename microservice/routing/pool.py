@@ -21,7 +21,7 @@ from microservice.errors import (
 from microservice.observability.logs import get_logger
 from microservice.routing.discovery import Discovery
 from microservice.routing.kv_event_index import KvEventIndex
-from microservice.routing.metrics import RoutingMetrics
+from microservice.routing.metrics import RoutingMetrics, key_label
 from microservice.routing.model_info import ModelInfo
 from microservice.routing.picker import make_picker
 from microservice.routing.prefix_index import PrefixIndex
@@ -179,7 +179,7 @@ class ReplicaPool:
         loop = asyncio.get_running_loop()
         start = loop.time()
         deadline = start + self._room.timeout_s
-        queued = False
+        tenant, ticket = call.tenant, None
         blocks = None
         if self._events is not None and len(routable) > 1:
             blocks = await self._events.prompt_blocks(call, routable)
@@ -187,17 +187,19 @@ class ReplicaPool:
             if not routable:
                 raise self._none_healthy()
             free = [r for r in routable if r.in_flight < self._max_in_flight]
-            if free and (queued or not self._room.occupied):
+            if free and (ticket is not None or not self._room.occupied_for(tenant)):
                 choice = self._pick(call, free, blocks)
                 replica = choice.replica
                 replica.in_flight += 1
                 self._metrics.decided(choice.reason).inc()
                 self._metrics.in_flight_of(replica.url).set(replica.in_flight)
                 self._metrics.sent(replica.url).inc()
-                self._metrics.queue_wait.observe(loop.time() - start)
+                waited = loop.time() - start
+                self._metrics.waited(tenant.priority, key_label(tenant.name)).observe(waited)
                 return replica
-            await self._room.wait(deadline)
-            queued = True
+            again = ticket is not None
+            ticket = ticket or self._room.ticket(tenant)
+            await self._room.wait(ticket, deadline, again=again)
             routable = self._routable(exclude)
 
     def release(self, replica: Replica) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from microservice import paths
+from microservice.config.keys_file import PriorityClass
 from microservice.relay.usage import Usage, usage_from
 
 
@@ -20,17 +21,31 @@ class RequestIds:
 
 
 @dataclass(frozen=True, slots=True)
+class Tenant:
+    """Whose request it is, for the waiting room: the API key's name (``""``: no keys, one
+    tenant), its share of the replicas' slots, and the request's priority class."""
+
+    name: str = ""
+    weight: float = 1.0
+    priority: PriorityClass = "interactive"
+
+
+ANYONE = Tenant()
+
+
+@dataclass(frozen=True, slots=True)
 class ModelCall:
     """A request for one of vLLM's OpenAI paths: its JSON body (``model`` set to the served
     one, and for streams ``stream_options.include_usage``), our request id, the client's
-    session id, and the trace context to send on (``traceparent``, set per try on a replica
-    by the dispatcher)."""
+    session id, the trace context to send on (``traceparent``, set per try on a replica
+    by the dispatcher), and whose request it is (the waiting room's order)."""
 
     body: dict[str, Any]
     request_id: str
     session_id: str | None = None  # X-Session-Id, for `session` routing
     path: str = paths.CHAT
     trace_headers: dict[str, str] | None = None
+    tenant: Tenant = ANYONE
 
     @property
     def stream(self) -> bool:

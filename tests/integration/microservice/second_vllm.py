@@ -1,7 +1,8 @@
 """vLLM B: a second real vLLM CPU server for the tests of several replicas. It listens on
 127.0.0.2 with the session server's port, as two pods of a headless Service would (one port,
 two addresses), and publishes its KV-cache events as the session server does; tests kill and
-restart it, or freeze and thaw it."""
+restart it, or freeze and thaw it. It runs vLLM's priority scheduler, which serves requests
+without a ``priority`` as the session server does."""
 
 from __future__ import annotations
 
@@ -57,6 +58,9 @@ class SecondVllm:
             # its KV-cache events, as the session server's (tests/conftest.py)
             "VLLM_KV_EVENTS_PORT": str(self.events_port),
             "VLLM_SERVER_DEV_MODE": "1",
+            # vLLM's priority scheduler: a request's `priority` orders its queue (the session
+            # server, first come first served, refuses any priority but 0)
+            "VLLM_SCHEDULING_POLICY": "priority",
         }
         log = (Path("test-logs") / "vllm-second.log").open("ab")
         self.process = subprocess.Popen(

@@ -2,9 +2,11 @@
 services: the session's vLLM, a microservice in front of it with API keys and tight admission
 limits, and a microservice whose only model server is down (for the 5xx panels).
 
-The traffic covers every panel: chat requests streamed and not; a key over its requests per
-minute (per-key 429s); a request refused while the only slot is taken and the queue holds none
-(admission 429s); a request with no model server up (503). It is sent twice, with a scrape in
+The traffic covers every panel: chat requests streamed and not, by a key with a daily budget;
+a key over its requests per minute (per-key 429s); a request for a model whose replica is down,
+answered by its fallback; a request that waits while the only slot is taken and is refused
+when its 0.1 s in the queue is up (queue depth per key, admission 429s); a request with
+no model server up (503). It is sent twice, with a scrape in
 between, so that each counter has grown between two samples and each rate and quantile is a
 number. Grafana's interval variables become 1m.
 """
@@ -33,14 +35,26 @@ DASHBOARD = REPO_ROOT / "docker" / "monitoring" / "grafana" / "dashboards" / "ll
 LOGS = Path("test-logs")
 RPM = 2  # team-a's requests per minute
 QUERY_TIMEOUT_S = 30
+DETOUR = "detour"  # a model whose replica is down: its requests fall back
 
 
 def keys_file(keys: dict[str, str], path: Path) -> Path:
     entries: list[dict[str, Any]] = [
         {"name": "team-a", "key": keys["team-a"], "rpm": RPM},
-        {"name": "team-b", "key": keys["team-b"]},
+        {"name": "team-b", "key": keys["team-b"], "tokens_per_day": 10**9},
     ]
     path.write_text(yaml.safe_dump({"keys": entries}))
+    return path
+
+
+def models_file(vllm: Server, model: str, dead_endpoint: str, path: Path) -> Path:
+    """The model, and `detour`, whose only replica is down and whose fallback is the model."""
+    entries: list[dict[str, Any]] = [
+        {"name": model, "endpoints": vllm.base_url},
+        {"name": DETOUR, "endpoints": dead_endpoint, "served_model_name": model,
+         "fallbacks": [model]},
+    ]  # fmt: skip
+    path.write_text(yaml.safe_dump({"models": entries}))
     return path
 
 
@@ -50,13 +64,15 @@ def monitored_stack(
 ) -> Iterator[tuple[Server, Server, Prometheus]]:
     """The keyed microservice, the one with its model server down, and Prometheus scraping
     both and vLLM."""
+    dead_endpoint = f"http://127.0.0.1:{free_port()}"
     keyed_env = {
         "LLM_API_KEYS_FILE": str(keys_file(keys, workdir / "keys.yaml")),
-        # One request at a time on the one replica, none waiting: a second one gets 429.
+        "LLM_MODELS_FILE": str(models_file(vllm, model, dead_endpoint, workdir / "models.yaml")),
+        # One request at a time on the one replica, one waiting 0.1 s: then 429.
         "LLM_MAX_INFLIGHT_PER_REPLICA": "1",
-        "LLM_QUEUE_SIZE": "0",
+        "LLM_QUEUE_SIZE": "1",
+        "LLM_QUEUE_TIMEOUT_S": "0.1",
     }
-    dead_endpoint = f"http://127.0.0.1:{free_port()}"
     with contextlib.ExitStack() as stack:
         keyed = stack.enter_context(
             servers.microservice(vllm.base_url, model, LOGS / "monitoring-usvc.log", **keyed_env)
@@ -105,6 +121,9 @@ def send_traffic(keyed: Server, down: Server, model: str, keys: dict[str, str]) 
         assert codes[-1] == 429, codes
         assert set(codes) <= {200, 429}, codes
 
+        detour = client.post(url, json={**chat(model), "model": DETOUR}, headers=team_b)
+        assert detour.status_code == 200, detour.text
+
         refused = admission_refusal(client, model, team_b)
         assert refused.status_code == 429, refused.text
         wait_until_idle(client)
@@ -116,8 +135,8 @@ def send_traffic(keyed: Server, down: Server, model: str, keys: dict[str, str]) 
 def admission_refusal(
     client: httpx.Client, model: str, headers: dict[str, str], timeout_s: float = 60
 ) -> httpx.Response:
-    """A request sent while a long stream holds the replica's only slot: 429 at once, the
-    queue holds none. Tried again when the stream ended before the request arrived."""
+    """A request sent while a long stream holds the replica's only slot: 429 once its time in
+    the queue is up. Tried again when the stream ended before that."""
     long_stream = {**chat(model), "stream": True, "max_tokens": 256, "ignore_eos": True}
     deadline = time.monotonic() + timeout_s
     while True:
@@ -125,7 +144,8 @@ def admission_refusal(
             "POST", "/v1/chat/completions", json=long_stream, headers=headers
         ) as holder:
             assert holder.status_code == 200, holder.read()
-            next(line for line in holder.iter_lines() if line_data(line) is not None)
+            lines = holder.iter_lines()  # held: a dropped iterator would close the stream
+            next(line for line in lines if line_data(line) is not None)
             reply = client.post("/v1/chat/completions", json=chat(model), headers=headers)
         if reply.status_code != 200 or time.monotonic() > deadline:
             return reply

@@ -53,6 +53,21 @@ models:
             "unique",
         ),
         ("default: b\nmodels: [{name: a, endpoints: 'http://x'}]", "'b' is not one of"),
+        (
+            "models: [{name: a, endpoints: 'http://x', fallbacks: [b]}]",
+            "fallback 'b' is not another of the models",
+        ),
+        ("models: [{name: a, endpoints: 'http://x', fallbacks: [a]}]", "is not another"),
+        (
+            "models: [{name: a, endpoints: 'http://x', fallbacks: [e]},"
+            " {name: e, kind: embedding, endpoints: 'http://y'}]",
+            "fallback 'e' serves embedding, not chat",
+        ),
+        (
+            "models: [{name: a, endpoints: 'http://x', fallbacks: [b, b]},"
+            " {name: b, endpoints: 'http://y'}]",
+            "listed twice",
+        ),
         ("[1, 2]", "must be a mapping"),
         ("models: [", "not YAML"),
     ],

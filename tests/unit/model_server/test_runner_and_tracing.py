@@ -1,5 +1,6 @@
-"""VLLM_RUNNER, VLLM_CONVERT and the OTLP settings: absent from the vLLM command by default,
-rendered when set, and a wrong value refused with one line before vLLM starts."""
+"""VLLM_RUNNER, VLLM_CONVERT, VLLM_SCHEDULING_POLICY and the OTLP settings: absent from the
+vLLM command by default, rendered when set, and a wrong value refused with one line before vLLM
+starts."""
 
 from __future__ import annotations
 
@@ -170,3 +171,12 @@ def test_bad_runner_exits_with_one_line(env: pytest.MonkeyPatch) -> None:
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "VLLM_RUNNER='pool'" in lines[0], result.stderr
+
+
+def test_the_priority_scheduler_is_rendered_only_when_asked(env: pytest.MonkeyPatch) -> None:
+    assert "--scheduling-policy" not in render(load_settings(None)).vllm_args
+    env.setenv("VLLM_SCHEDULING_POLICY", "priority")
+    assert flag(render(load_settings(None)).vllm_args, "--scheduling-policy") == "priority"
+    env.setenv("VLLM_SCHEDULING_POLICY", "urgent")
+    with pytest.raises(ConfigError, match="VLLM_SCHEDULING_POLICY"):
+        load_settings(None)

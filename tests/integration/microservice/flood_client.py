@@ -1,0 +1,37 @@
+"""A key that keeps the waiting room full, in its own process so that its client work does not
+delay the steady key's client: ``python -m tests.integration.microservice.flood_client URL KEY
+CONCURRENCY SECONDS``; exits 1 on any answer but 200."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+import httpx
+
+CHAT = {
+    "messages": [{"role": "user", "content": "Say something."}],
+    "max_tokens": 24,
+    "ignore_eos": True,
+}
+
+
+async def flood(url: str, key: str, concurrency: int, seconds: float) -> None:
+    stop = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    headers = {"Authorization": f"Bearer {key}"}
+
+    async def loop(client: httpx.AsyncClient) -> None:
+        while time.monotonic() < stop:
+            reply = await client.post("/v1/chat/completions", json=CHAT, headers=headers)
+            if reply.status_code != 200:
+                raise SystemExit(f"flood answered {reply.status_code}: {reply.text[:200]}")
+
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        await asyncio.gather(*(loop(client) for _ in range(concurrency)))
+
+
+if __name__ == "__main__":
+    url, key, concurrency, seconds = sys.argv[1:5]
+    asyncio.run(flood(url, key, int(concurrency), float(seconds)))
