@@ -85,7 +85,7 @@ HEADER = """\
 <!-- Do not edit by hand; edit the field descriptions in <service>/settings.py instead. -->
 
 This page is generated from the settings classes (`model_server/settings.py`,
-`microservice/settings.py`, `fp8_quant/settings.py`, `launcher/settings.py`) by `make docs`; do
+`microservice/settings/`, `fp8_quant/settings.py`, `launcher/settings.py`) by `make docs`; do
 not edit it by hand.
 A test regenerates it and fails when it differs. `python -m model_server --help-env` and
 `python -m microservice --help-env` print the same descriptions.
