@@ -25,6 +25,11 @@ from tests.sse import line_data, sse_data
 FORMS = ("chat", "opea", "completions")
 STALL_S = 5.0  # LLM_STALL_S and LLM_STREAM_STALL_S by default
 LONG = 400  # tokens: a stream still under way seconds later (the model's context is 512)
+# A stream cut and resumed: its partial text goes back as the continuation's prompt, where the
+# tiny model's gibberish can take up to half as many tokens again as it was generated in; at
+# 300 the prompt, that text and the tokens still owed stay within the context of 512, so the
+# whole answer is exactly 300 tokens (beyond, vLLM would cap the continuation at the context).
+RESUMED = 300
 SHORT = 24
 
 

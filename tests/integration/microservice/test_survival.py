@@ -27,6 +27,7 @@ from tests.integration.microservice.second_vllm import SecondVllm, served, warm_
 from tests.integration.microservice.survival_clients import (
     FORMS,
     LONG,
+    RESUMED,
     SHORT,
     STALL_S,
     Answer,
@@ -215,8 +216,8 @@ async def test_streams_survive_the_sigkill_of_their_replica(
     for connector, usvc in pair.items():
         for k in range(6):
             form = FORMS[k % 3]
-            url, body = request(form, f"kill-{connector}-{k}", LONG, stream=True)
-            answers.append(Answer(f"{connector} {form} #{k}", form, LONG))
+            url, body = request(form, f"kill-{connector}-{k}", RESUMED, stream=True)
+            answers.append(Answer(f"{connector} {form} #{k}", form, RESUMED))
             bodies.append((usvc.base_url + url, body))
     resumed_before = {
         name: metric(page(usvc), "llm_usvc_stream_resumes_total", 'outcome="resumed"')
