@@ -42,6 +42,12 @@ class BodyTooLarge(RequestInvalid):
     status = 413
 
 
+class FieldsConflict(RequestInvalid):
+    """Two fields that cannot go together (an old and a new name for one thing)."""
+
+    status = 400
+
+
 class InvalidApiKey(ServiceError):
     """No key, or not a key of the keys file (the message never repeats what was sent)."""
 

@@ -47,6 +47,7 @@ class OpeaRequest(Sampling):
     streaming: bool = True
     typical_p: float | None = Field(None, gt=0, le=1)  # accepted as OPEA does; vLLM has none
     output_guardrail_params: Any = None
+    structured_outputs: dict[str, Any] | None = None  # vLLM's; the guided_* fields map to it
 
     @property
     def requested_model(self) -> None:
@@ -69,6 +70,8 @@ class OpeaRequest(Sampling):
             messages.append({"role": "system", "content": self.messages.system})
         messages.append({"role": "user", "content": self.messages.user})
         body: dict[str, Any] = {"model": served_name, "messages": messages, **self.sampling()}
+        if self.structured_outputs is not None:
+            body["structured_outputs"] = self.structured_outputs
         explicit = "max_new_tokens" in self.model_fields_set
         if explicit or max_model_len is None or self.max_new_tokens < max_model_len:
             body["max_tokens"] = self.max_new_tokens

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from common.config_errors import first_problem
 from microservice.errors import BodyNotJson, RequestInvalid
+from microservice.forms.guided import map_guided_fields
 from microservice.forms.opea import OpeaRequest
 from microservice.forms.openai import CompletionRequest, EmbeddingRequest, OpenAIRequest
 
@@ -43,6 +44,7 @@ def _validated(form: type[FormT], data: dict[str, Any]) -> FormT:
 def chat(body: bytes) -> OpeaRequest | OpenAIRequest:
     """The form is told by the shape of ``messages``: an object is OPEA's, a list OpenAI's."""
     data = json_object(body)
+    map_guided_fields(data)
     messages = data.get("messages")
     if isinstance(messages, dict):
         return _validated(OpeaRequest, data)
@@ -57,7 +59,9 @@ def chat(body: bytes) -> OpeaRequest | OpenAIRequest:
 
 
 def completion(body: bytes) -> CompletionRequest:
-    return _validated(CompletionRequest, json_object(body))
+    data = json_object(body)
+    map_guided_fields(data)
+    return _validated(CompletionRequest, data)
 
 
 def embedding(body: bytes) -> EmbeddingRequest:
