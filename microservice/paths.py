@@ -6,12 +6,13 @@ from __future__ import annotations
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
 EMBEDDINGS = "/v1/embeddings"
+RESPONSES = "/v1/responses"
 MODELS = "/v1/models"
 HEALTH_CHECK = "/v1/health_check"
 LIVENESS = "/health"
 METRICS = "/metrics"
 
-MODEL_PATHS = (CHAT, COMPLETIONS, EMBEDDINGS)
+MODEL_PATHS = (CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES)
 ALL = frozenset({*MODEL_PATHS, MODELS, HEALTH_CHECK, LIVENESS, METRICS})
 
 # vLLM's own, asked by the replica probes: ready once the model is loaded, what it serves, load.

@@ -23,6 +23,7 @@ from starlette.routing import Route
 from microservice import paths
 from microservice.forms.opea import OpeaRequest
 from microservice.forms.openai import CompletionRequest, EmbeddingRequest, OpenAIRequest
+from microservice.forms.responses import ResponsesRequest
 
 REF = "#/components/schemas/{model}"
 JSON = "application/json"
@@ -87,6 +88,12 @@ TEXT_COMPLETION = _obj(
     object={"const": "text_completion"},
     choices=_list_of(_obj(["index", "text"], text=STRING)),
 )
+RESPONSE = _obj(
+    ["id", "object", "output", "status"],
+    object={"const": "response"},
+    output=_list_of({"type": "object"}),
+    status=STRING,
+)
 EMBEDDINGS = _obj(
     ["object", "data"],
     object={"const": "list"},
@@ -120,6 +127,22 @@ def _stream(chunk_object: str, *other_data: dict[str, Any]) -> dict[str, Any]:
 
 CHAT_STREAM = _stream("chat.completion.chunk", {"pattern": "^['\"]"})  # OPEA: repr of a text
 COMPLETION_STREAM = _stream("text_completion")
+# A Responses API event: its type on an `event:` line and in its JSON data.
+RESPONSE_EVENT = _obj(["type"], type=STRING)
+RESPONSE_STREAM = _obj(
+    ["data"],
+    event=STRING,
+    data={
+        "anyOf": [
+            {"const": "[DONE]"},
+            {
+                "pattern": "^\\{",
+                "contentMediaType": JSON,
+                "contentSchema": {"anyOf": [RESPONSE_EVENT, ERROR]},
+            },
+        ]
+    },
+)
 
 QUESTION = "What is deep learning?"
 # Request bodies, shown in the document and sent by schemathesis' examples phase.
@@ -140,6 +163,10 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "stream": {"prompt": "Deep learning is", "max_tokens": 32, "stream": True},
     },
     paths.EMBEDDINGS: {"text": {"input": QUESTION}, "batch": {"input": ["one", "two"]}},
+    paths.RESPONSES: {
+        "text": {"input": QUESTION, "max_output_tokens": 32},
+        "stream": {"input": QUESTION, "max_output_tokens": 32, "stream": True},
+    },
 }
 
 
@@ -194,6 +221,14 @@ def _operations(ref: dict[type[BaseModel], dict[str, Any]]) -> dict[str, dict[st
             _answer("vLLM's embeddings.", {JSON: EMBEDDINGS}),
             API_ERRORS,
         ),
+        paths.RESPONSES: _api(
+            paths.RESPONSES,
+            ref[ResponsesRequest],
+            _answer(
+                "vLLM's response, or its stream of events.", {JSON: RESPONSE, SSE: RESPONSE_STREAM}
+            ),
+            API_ERRORS,
+        ),
         paths.MODELS: _api(
             "", None, _answer("The models (this key may use).", {JSON: MODELS}), (401,)
         ),
@@ -239,6 +274,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         OpenAIRequest,
         CompletionRequest,
         EmbeddingRequest,
+        ResponsesRequest,
     ]
     refs, definitions = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     components = doc.setdefault("components", {})

@@ -40,6 +40,10 @@ async def completions(request: Request) -> Response:
     return await model_route(request, parse.completion, "chat")
 
 
+async def responses(request: Request) -> Response:
+    return await model_route(request, parse.response, "chat")
+
+
 async def embeddings(request: Request) -> Response:
     return await model_route(request, parse.embedding, "embedding")
 
@@ -50,6 +54,7 @@ MODEL_ROUTES: dict[str, Callable[[Request], Awaitable[Response]]] = {
     paths.CHAT: chat_completions,
     paths.COMPLETIONS: completions,
     paths.EMBEDDINGS: embeddings,
+    paths.RESPONSES: responses,
 }
 for path, endpoint in MODEL_ROUTES.items():
     router.add_route(path, endpoint, methods=["POST"])

@@ -14,6 +14,7 @@ from microservice.errors import BodyNotJson, RequestInvalid
 from microservice.forms.guided import map_guided_fields
 from microservice.forms.opea import OpeaRequest
 from microservice.forms.openai import CompletionRequest, EmbeddingRequest, OpenAIRequest
+from microservice.forms.responses import ResponsesRequest
 
 FormT = TypeVar("FormT", bound=BaseModel)
 
@@ -62,6 +63,10 @@ def completion(body: bytes) -> CompletionRequest:
     data = json_object(body)
     map_guided_fields(data)
     return _validated(CompletionRequest, data)
+
+
+def response(body: bytes) -> ResponsesRequest:
+    return _validated(ResponsesRequest, json_object(body))
 
 
 def embedding(body: bytes) -> EmbeddingRequest:

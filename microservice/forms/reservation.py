@@ -89,6 +89,11 @@ def prompt_bounds(call: ModelCall) -> list[int | None]:
     body = call.body
     if call.path == paths.CHAT:
         return [chat_prompt_bound(body)]
+    if call.path == paths.RESPONSES:  # one conversation: its text, or its items as JSON
+        value, instructions = body.get("input"), body.get("instructions")
+        size = _json_bytes(value) if isinstance(value, list) else _prompt_bound(value)
+        extra = _json_bytes(instructions) if instructions else 0
+        return [None if size is None else size + extra + TEMPLATE_TOKENS]
     value = body.get("prompt" if call.path == paths.COMPLETIONS else "input")
     if isinstance(value, list) and value and not all(isinstance(t, int) for t in value):
         return [_prompt_bound(item) for item in value]
@@ -104,7 +109,11 @@ def reserved_tokens(call: ModelCall, max_model_len: int | None) -> int:
     body = call.body
     generates = call.path != paths.EMBEDDINGS
     # vLLM takes max_completion_tokens over max_tokens when both are sent.
-    asked = _int(body.get("max_completion_tokens")) or _int(body.get("max_tokens"))
+    asked = (
+        _int(body.get("max_completion_tokens"))
+        or _int(body.get("max_tokens"))
+        or _int(body.get("max_output_tokens"))
+    )
     choices = (_int(body.get("n")) or 1) if generates else 1
     total = 0
     for bound in prompt_bounds(call):

@@ -30,7 +30,7 @@ class EventWriter:
             if found is not None:
                 self.usage = found
                 if self._keep_usage_chunk:
-                    out.append(b"data: " + chunk + b"\n\n")
+                    out.append(self._event(chunk))
                 continue
             try:
                 out.append(self._event(chunk))

@@ -1,5 +1,9 @@
 """vLLM's SSE body split into its chunks, as it arrives in pieces: the ``data:`` payloads of the
-complete events, the incomplete rest kept for the next piece, and whether ``[DONE]`` came."""
+complete events, the incomplete rest kept for the next piece, and whether ``[DONE]`` came.
+
+A Responses API stream names each event's type on an ``event:`` line before its data (its type
+is in the data too) and ends with its ``response.completed`` (or ``.incomplete``, ``.failed``)
+event instead of ``[DONE]``, which then counts as the ``[DONE]`` of the stream."""
 
 from __future__ import annotations
 
@@ -7,6 +11,12 @@ from microservice.relay.push import DONE as PUSHED_TO_DONE
 from microservice.relay.push import BatchConsumer, Consumer, StopPush
 
 DONE = b"[DONE]"
+# The last events of a Responses API stream (vLLM writes ``type`` last in each).
+RESPONSE_ENDS = (
+    b'"type":"response.completed"}',
+    b'"type":"response.incomplete"}',
+    b'"type":"response.failed"}',
+)
 
 
 def split_events(buffer: bytes) -> tuple[list[bytes], bytes, bool]:
@@ -17,7 +27,10 @@ def split_events(buffer: bytes) -> tuple[list[bytes], bytes, bool]:
     batch: list[bytes] = []
     for event in events:
         if not event.startswith(b"data: "):
-            continue  # comments and keep-alives
+            at = event.find(b"\ndata: ")  # "event: <type>" first (the Responses API)
+            if at < 0:
+                continue  # comments and keep-alives
+            event = event[at + 1 :]
         if event[6:] == DONE:
             return batch, b"", True
         batch.append(event[6:])
@@ -33,6 +46,8 @@ class EventSplitter:
     def feed(self, data: bytes) -> tuple[list[bytes], bool]:
         pending = self._pending
         batch, self._pending, done = split_events(pending + data if pending else data)
+        if batch and not done and batch[-1].endswith(RESPONSE_ENDS):
+            done = True  # a Responses API stream's end: nothing follows it
         return batch, done
 
     def consumer(self, batches: BatchConsumer) -> Consumer:

@@ -162,6 +162,8 @@ class ResumableStream(Chunks):
         """The answer so far continued on another replica, or ``error`` raised (the stream
         then ends with its error event)."""
         await self._close_current(error)
+        if self._call.path not in (paths.CHAT, paths.COMPLETIONS):
+            self._gave_up(error, "not_resumable", "a Responses API stream")
         chat = self._call.path == paths.CHAT
         partial = read_partial(self._call.body, self._relayed, chat=chat)
         why = partial.unresumable
