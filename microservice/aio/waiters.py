@@ -1,5 +1,6 @@
-"""Waiters woken one at a time, first come first served, for a slot that frees: a replica's
-in-flight slot (``routing/waiting_room.py``) or a pooled connection (``upstream/http1/pool.py``).
+"""Waiters woken one at a time, first come first served, for a pooled connection that frees
+(``upstream/http1/pool.py``); the waiting room for a replica's slot orders its waiters itself
+(``routing/fair_queue.py``), with the same pass-on rule.
 
 A waiter that was woken but leaves anyway (its time ran out or its request was cancelled in the
 same instant) passes its turn to the next in line, so a freed slot is never lost.

@@ -29,23 +29,29 @@ RANK = {name: rank for rank, name in enumerate(PRIORITY_CLASSES)}  # 0 is served
 
 
 @dataclass(eq=False, slots=True)
-class Ticket:
+class Place:
     """One request's place: its tag, kept when it is woken and has to wait again."""
 
     tenant: Tenant
     tag: float
     order: int
     future: asyncio.Future[None] | None = field(default=None, repr=False)
+    in_line: bool = False
 
     @property
     def priority(self) -> PriorityClass:
         return self.tenant.priority
 
-    def ahead_of(self, other: Ticket) -> bool:
+    @property
+    def key(self) -> tuple[float, int]:
+        """Its order within its class: the smaller tag first, the earlier request on a tie."""
+        return self.tag, self.order
+
+    def ahead_of(self, other: Place) -> bool:
         mine, theirs = RANK[self.priority], RANK[other.priority]
         if mine != theirs:
             return mine < theirs
-        return (self.tag, self.order) < (other.tag, other.order)
+        return self.key < other.key
 
 
 class _ClassLine:
@@ -54,7 +60,7 @@ class _ClassLine:
     __slots__ = ("last_tag", "lines", "virtual_time")
 
     def __init__(self) -> None:
-        self.lines: dict[str, collections.deque[Ticket]] = {}
+        self.lines: dict[str, collections.deque[Place]] = {}
         self.last_tag: dict[str, float] = {}
         self.virtual_time = 0.0
 
@@ -62,18 +68,18 @@ class _ClassLine:
         start = max(self.virtual_time, self.last_tag.get(tenant.name, 0.0))
         return start + 1.0 / tenant.weight
 
-    def first(self) -> Ticket | None:
+    def first(self) -> Place | None:
         heads = [line[0] for line in self.lines.values()]
-        return min(heads, key=lambda t: (t.tag, t.order), default=None)
+        return min(heads, key=lambda p: p.key, default=None)
 
-    def last(self) -> Ticket | None:
+    def last(self) -> Place | None:
         tails = [line[-1] for line in self.lines.values()]
-        return max(tails, key=lambda t: (t.tag, t.order), default=None)
+        return max(tails, key=lambda p: p.key, default=None)
 
-    def remove(self, ticket: Ticket) -> None:
-        name = ticket.tenant.name
+    def remove(self, place: Place) -> None:
+        name = place.tenant.name
         line = self.lines[name]
-        line.remove(ticket)
+        line.remove(place)
         if not line:
             del self.lines[name]
         if not self.lines:  # nobody waits: no tenant is ahead of or behind another
@@ -89,50 +95,50 @@ class FairQueue:
     def __len__(self) -> int:
         return self._size
 
-    def ticket(self, tenant: Tenant) -> Ticket:
+    def place(self, tenant: Tenant) -> Place:
         """A place for a newcomer, not yet in line (``join`` puts it there)."""
         self._order += 1
-        return Ticket(tenant, self._classes[tenant.priority].next_tag(tenant), self._order)
+        return Place(tenant, self._classes[tenant.priority].next_tag(tenant), self._order)
 
-    def join(self, ticket: Ticket) -> None:
+    def join(self, place: Place) -> None:
         """In line at the place its tag gives it (at the front of its tenant's line when it
         comes back after a wake-up that found no slot)."""
-        line_of = self._classes[ticket.priority]
-        line = line_of.lines.setdefault(ticket.tenant.name, collections.deque())
-        if line and (ticket.tag, ticket.order) < (line[0].tag, line[0].order):
-            line.appendleft(ticket)
+        line_of = self._classes[place.priority]
+        line = line_of.lines.setdefault(place.tenant.name, collections.deque())
+        if line and place.key < line[0].key:
+            line.appendleft(place)
         else:
-            line.append(ticket)
-        name = ticket.tenant.name
-        line_of.last_tag[name] = max(line_of.last_tag.get(name, 0.0), ticket.tag)
+            line.append(place)
+        place.in_line = True
+        name = place.tenant.name
+        line_of.last_tag[name] = max(line_of.last_tag.get(name, 0.0), place.tag)
         self._size += 1
 
-    def leave(self, ticket: Ticket) -> bool:
+    def leave(self, place: Place) -> bool:
         """Out of line (served, timed out, refused); False if it was not in line."""
-        line_of = self._classes[ticket.priority]
-        line = line_of.lines.get(ticket.tenant.name)
-        if line is None or ticket not in line:
+        if not place.in_line:
             return False
-        line_of.remove(ticket)
+        self._classes[place.priority].remove(place)
+        place.in_line = False
         self._size -= 1
         return True
 
-    def next_up(self) -> Ticket | None:
-        """The ticket to serve next, taken out of line; the class's virtual time moves to it."""
+    def next_up(self) -> Place | None:
+        """The place to serve next, taken out of line; the class's virtual time moves to it."""
         for line_of in self._classes.values():
-            ticket = line_of.first()
-            if ticket is not None:
-                line_of.virtual_time = max(line_of.virtual_time, ticket.tag)
-                self.leave(ticket)
-                return ticket
+            place = line_of.first()
+            if place is not None:
+                line_of.virtual_time = max(line_of.virtual_time, place.tag)
+                self.leave(place)
+                return place
         return None
 
-    def last_in_line(self) -> Ticket | None:
-        """The ticket that would be served last: refused first when the room is full."""
+    def last_in_line(self) -> Place | None:
+        """The place that would be served last: refused first when the room is full."""
         for name in reversed(PRIORITY_CLASSES):
-            ticket = self._classes[name].last()
-            if ticket is not None:
-                return ticket
+            place = self._classes[name].last()
+            if place is not None:
+                return place
         return None
 
     def any_at_or_above(self, priority: PriorityClass) -> bool:

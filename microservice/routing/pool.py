@@ -179,7 +179,7 @@ class ReplicaPool:
         loop = asyncio.get_running_loop()
         start = loop.time()
         deadline = start + self._room.timeout_s
-        tenant, ticket = call.tenant, None
+        tenant, place = call.tenant, None
         blocks = None
         if self._events is not None and len(routable) > 1:
             blocks = await self._events.prompt_blocks(call, routable)
@@ -187,7 +187,7 @@ class ReplicaPool:
             if not routable:
                 raise self._none_healthy()
             free = [r for r in routable if r.in_flight < self._max_in_flight]
-            if free and (ticket is not None or not self._room.occupied_for(tenant)):
+            if free and (place is not None or not self._room.occupied_for(tenant)):
                 choice = self._pick(call, free, blocks)
                 replica = choice.replica
                 replica.in_flight += 1
@@ -197,9 +197,9 @@ class ReplicaPool:
                 waited = loop.time() - start
                 self._metrics.waited(tenant.priority, key_label(tenant.name)).observe(waited)
                 return replica
-            again = ticket is not None
-            ticket = ticket or self._room.ticket(tenant)
-            await self._room.wait(ticket, deadline, again=again)
+            again = place is not None
+            place = place or self._room.place(tenant)
+            await self._room.wait(place, deadline, again=again)
             routable = self._routable(exclude)
 
     def release(self, replica: Replica) -> None:

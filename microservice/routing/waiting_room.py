@@ -9,7 +9,7 @@ import asyncio
 import math
 
 from microservice.errors import Overloaded
-from microservice.routing.fair_queue import FairQueue, Ticket
+from microservice.routing.fair_queue import FairQueue, Place
 from microservice.routing.metrics import RoutingMetrics, key_label
 from microservice.upstream.model_call import Tenant
 
@@ -27,26 +27,26 @@ class WaitingRoom:
         queues rather than take a free slot (no interactive request waits behind batch)."""
         return self._queue.any_at_or_above(tenant.priority)
 
-    def ticket(self, tenant: Tenant) -> Ticket:
-        return self._queue.ticket(tenant)
+    def place(self, tenant: Tenant) -> Place:
+        return self._queue.place(tenant)
 
     def refuse(self, reason: str, message: str) -> Overloaded:
         self._metrics.rejected.labels(reason).inc()
         return Overloaded(message, reason, self._retry_after)
 
-    def _full(self, ticket: Ticket) -> Overloaded:
+    def _full(self, place: Place) -> Overloaded:
         return self.refuse(
             "queue_full",
             f"every replica is at its in-flight limit and {self._size} requests already wait, "
-            f"none of them after this {ticket.priority} request; try again shortly",
+            f"none of them after this {place.priority} request; try again shortly",
         )
 
-    def _make_room(self, ticket: Ticket) -> None:
+    def _make_room(self, place: Place) -> None:
         """Room for a newcomer in a full room: the last in line leaves, refused, when the
         newcomer is ahead of it; else the newcomer is refused."""
         last = self._queue.last_in_line()
-        if last is None or not ticket.ahead_of(last):
-            raise self._full(ticket)
+        if last is None or not place.ahead_of(last):
+            raise self._full(place)
         self._leave(last)
         assert last.future is not None
         last.future.set_exception(
@@ -58,16 +58,16 @@ class WaitingRoom:
             )
         )
 
-    async def wait(self, ticket: Ticket, deadline: float, *, again: bool = False) -> None:
-        """Until a freed slot reaches this ticket (``wake_one``); Overloaded when full, too late,
+    async def wait(self, place: Place, deadline: float, *, again: bool = False) -> None:
+        """Until a freed slot reaches this place (``wake_one``); Overloaded when full, too late,
         or pushed out. ``again``: woken before, it found no slot: back to its place."""
         if not again and len(self._queue) >= self._size:
-            self._make_room(ticket)
+            self._make_room(place)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        ticket.future = future
-        self._queue.join(ticket)
-        self._depth(ticket, +1)
+        place.future = future
+        self._queue.join(place)
+        self._depth(place, +1)
         try:
             async with asyncio.timeout(max(deadline - loop.time(), 0.0)):
                 await future
@@ -81,22 +81,22 @@ class WaitingRoom:
                 ) from None
             raise
         finally:
-            self._leave(ticket)
+            self._leave(place)
 
-    def _leave(self, ticket: Ticket) -> None:
-        if self._queue.leave(ticket):
-            self._depth(ticket, -1)
+    def _leave(self, place: Place) -> None:
+        if self._queue.leave(place):
+            self._depth(place, -1)
 
-    def _depth(self, ticket: Ticket, change: int) -> None:
+    def _depth(self, place: Place, change: int) -> None:
         """The depth metrics: every model's rooms together, and per class and key."""
         self._metrics.queue_depth.inc(change)
-        key = key_label(ticket.tenant.name)
-        self._metrics.waiting_of(ticket.priority, key).inc(change)
+        key = key_label(place.tenant.name)
+        self._metrics.waiting_of(place.priority, key).inc(change)
 
     def wake_one(self) -> None:
         """The next in line gets the slot that just freed."""
-        while (ticket := self._queue.next_up()) is not None:
-            self._depth(ticket, -1)
-            if ticket.future is not None and not ticket.future.done():
-                ticket.future.set_result(None)
+        while (place := self._queue.next_up()) is not None:
+            self._depth(place, -1)
+            if place.future is not None and not place.future.done():
+                place.future.set_result(None)
                 return

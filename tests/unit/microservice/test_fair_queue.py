@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from microservice.routing.fair_queue import FairQueue, Ticket
+from microservice.routing.fair_queue import FairQueue, Place
 from microservice.upstream.model_call import Tenant
 from tests.unit.microservice.standin_model_server import (
     StandinModelServer,
@@ -24,19 +24,19 @@ FLOOD, STEADY = Tenant("flood"), Tenant("steady")
 BATCH = Tenant("jobs", priority="batch")
 
 
-def queued(queue: FairQueue, *tenants: Tenant) -> list[Ticket]:
-    tickets = []
+def queued(queue: FairQueue, *tenants: Tenant) -> list[Place]:
+    places = []
     for tenant in tenants:
-        ticket = queue.ticket(tenant)
-        queue.join(ticket)
-        tickets.append(ticket)
-    return tickets
+        place = queue.place(tenant)
+        queue.join(place)
+        places.append(place)
+    return places
 
 
 def served(queue: FairQueue) -> list[str]:
     names = []
-    while (ticket := queue.next_up()) is not None:
-        names.append(f"{ticket.tenant.name}")
+    while (place := queue.next_up()) is not None:
+        names.append(f"{place.tenant.name}")
     return names
 
 
@@ -66,14 +66,14 @@ def test_the_last_in_line_is_the_newest_batch_request_then_the_floods_newest() -
     flood = queued(queue, *[FLOOD] * 3)
     batch = queued(queue, BATCH, BATCH)
     assert queue.last_in_line() is batch[1]
-    for ticket in batch:
-        queue.leave(ticket)
+    for place in batch:
+        queue.leave(place)
     assert queue.last_in_line() is flood[2]
-    newcomer = queue.ticket(STEADY)
-    assert newcomer.ahead_of(flood[2]) and not queue.ticket(FLOOD).ahead_of(flood[2])
+    newcomer = queue.place(STEADY)
+    assert newcomer.ahead_of(flood[2]) and not queue.place(FLOOD).ahead_of(flood[2])
 
 
-def test_a_woken_ticket_that_found_no_slot_goes_back_to_its_place() -> None:
+def test_a_woken_request_that_found_no_slot_goes_back_to_its_place() -> None:
     queue = FairQueue()
     queued(queue, FLOOD, FLOOD, STEADY)
     first = queue.next_up()

@@ -1,4 +1,4 @@
-"""The FIFO of waiters shared by the admission room and the connection pool."""
+"""The FIFO of waiters of the connection pool."""
 
 from __future__ import annotations
 
