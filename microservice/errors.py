@@ -42,6 +42,11 @@ class BodyTooLarge(RequestInvalid):
     status = 413
 
 
+class OverContext(RequestInvalid):
+    """A token budget (``max_tokens`` and kin) the model's context can never give: a model
+    with a longer context may still answer it (a fallback)."""
+
+
 class FieldsConflict(RequestInvalid):
     """Two fields that cannot go together (an old and a new name for one thing)."""
 

@@ -27,8 +27,8 @@ from microservice.errors import (
     BodyTooLarge,
     ModelServerError,
     ModelServerRejected,
+    OverContext,
     Overloaded,
-    RequestInvalid,
     ServiceError,
 )
 from microservice.forms.reservation import reserved_tokens
@@ -64,7 +64,7 @@ def fallback_reason(error: ServiceError) -> str | None:
         return "unavailable"  # its replicas are up, but serve other models
     if isinstance(error, ModelServerRejected) and CONTEXT_REFUSAL in error.message:
         return "context"
-    if isinstance(error, RequestInvalid) and "context length" in error.message:
+    if isinstance(error, OverContext):
         return "context"  # the form's own check: max_tokens over the context
     return None
 
@@ -99,13 +99,11 @@ class ModelRoute:
     async def first_call(self, models: list[ServedModel]) -> tuple[int, ModelCall, int | None]:
         """The first model whose context holds the request's token budget, its call and its
         context length; the first model's 422 when none does."""
-        refusal: RequestInvalid | None = None
+        refusal: OverContext | None = None
         for i, model in enumerate(models):
             try:
                 return (i, *await self.call_for(model))
-            except RequestInvalid as error:
-                if fallback_reason(error) != "context":
-                    raise
+            except OverContext as error:
                 refusal = refusal or error
                 if i + 1 < len(models):
                     self._fell_back(models, i, "context")

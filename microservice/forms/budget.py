@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from microservice.errors import RequestInvalid
+from microservice.errors import OverContext
 
 
 def refuse_over_context(asked: dict[str, int | None], max_model_len: int | None) -> None:
@@ -11,7 +11,7 @@ def refuse_over_context(asked: dict[str, int | None], max_model_len: int | None)
         return
     for field, value in asked.items():
         if value is not None and value > max_model_len:
-            raise RequestInvalid(
+            raise OverContext(
                 f"{field}: {value} is over the model's context length of {max_model_len} tokens",
                 param=field,
             )
