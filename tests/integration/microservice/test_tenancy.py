@@ -24,7 +24,7 @@ CHAT = {
 }
 FLOODERS = 40  # requests the flooding key keeps in flight, against one slot
 STEADY_EVERY_S = 0.15
-RUN_S = 8.0
+STEADY_ASKS = 36
 
 
 def keys_file(tmp_path: Path) -> Path:
@@ -38,12 +38,24 @@ def keys_file(tmp_path: Path) -> Path:
     return path
 
 
-async def flood_and_steady(base_url: str, flood_key: str) -> None:
+async def room_holds(base_url: str, key: str, at_least: int) -> None:
+    """Waits until the service's own gauge shows ``at_least`` of ``key``'s requests waiting: the
+    flood's client may start slowly on a loaded host, and a half-empty room proves nothing."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+        for _ in range(300):
+            depth = metric((await client.get("/metrics")).text, "llm_usvc_queue_depth_by_key",
+                           f'key="{key}"')  # fmt: skip
+            if depth >= at_least:
+                return
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{key} never had {at_least} requests waiting")
+
+
+async def flood_and_steady(base_url: str, flood_name: str) -> None:
     """The flooding key (its own process) beside the steady key; every answer 200."""
     flood = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.integration.microservice.flood_client",
-        base_url, flood_key, str(FLOODERS), str(RUN_S),
-        stdout=asyncio.subprocess.DEVNULL,
+        base_url, f"{flood_name}-key-0001", str(FLOODERS), stdout=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
 
     async def one(client: httpx.AsyncClient) -> None:
@@ -52,13 +64,16 @@ async def flood_and_steady(base_url: str, flood_key: str) -> None:
         )
         assert reply.status_code == 200, reply.text
 
-    async with httpx.AsyncClient(base_url=base_url, timeout=120) as client:
-        await asyncio.sleep(1.5)  # the flood fills the room first
-        asks = []
-        for _ in range(int((RUN_S - 2.5) / STEADY_EVERY_S)):
-            asks.append(asyncio.create_task(one(client)))
-            await asyncio.sleep(STEADY_EVERY_S)
-        await asyncio.gather(*asks)
+    try:
+        await room_holds(base_url, flood_name, FLOODERS // 2)
+        async with httpx.AsyncClient(base_url=base_url, timeout=120) as client:
+            asks = []
+            for _ in range(STEADY_ASKS):
+                asks.append(asyncio.create_task(one(client)))
+                await asyncio.sleep(STEADY_EVERY_S)
+            await asyncio.gather(*asks)
+    finally:
+        flood.terminate()
     assert await flood.wait() == 0
 
 
@@ -93,7 +108,7 @@ async def test_a_flooding_key_delays_a_steady_key_by_at_most_a_quarter_of_its_ow
     with microservice("tenancy", vllm_server.base_url, str(tiny_model), **settings) as usvc:
         wait_until_healthy(usvc, "/v1/health_check", timeout_s=60)
         for flood_key in ("flood", "jobs"):
-            await flood_and_steady(usvc.base_url, f"{flood_key}-key-0001")
+            await flood_and_steady(usvc.base_url, flood_key)
             await asyncio.sleep(0.5)  # the last lines are written by a thread
             by_key, seen = latencies(audit, seen)
             flood, steady = by_key[flood_key], by_key["steady"]
@@ -102,7 +117,7 @@ async def test_a_flooding_key_delays_a_steady_key_by_at_most_a_quarter_of_its_ow
                 f"{flood_key}: flood median {median:.2f} s ({len(flood)} answers), steady p95 "
                 f"{p95(steady):.2f} s ({len(steady)} answers)"
             )
-            assert len(steady) >= 30
+            assert len(steady) == STEADY_ASKS
             assert p95(steady) <= median / 4, (flood_key, median, sorted(steady)[-3:])
         metrics = (await asyncio.to_thread(httpx.get, usvc.base_url + "/metrics")).text
     assert metric(metrics, "llm_usvc_queue_wait_seconds_count", 'class="batch",key="jobs"') > 0
