@@ -36,12 +36,14 @@ def vllm(model: str, hf_home: Path, log_path: Path, **extra_env: str) -> Iterato
 class VllmBoot:
     """One server of a group booted together: its HF home, its log, variables of its own, and
     variables that each get a free port of their own (none of the group's other ports), such
-    as ``VLLM_KV_EVENTS_PORT``; vLLM's ``/kv_event_sources`` tells a test which."""
+    as ``VLLM_KV_EVENTS_PORT``; vLLM's ``/kv_event_sources`` tells a test which. ``model``, when
+    given, replaces the group's (a reranker beside the chat models)."""
 
     hf_home: Path
     log_path: Path
     env: Mapping[str, str] = field(default_factory=dict)
     port_variables: tuple[str, ...] = ()
+    model: str = ""
 
 
 @contextlib.contextmanager
@@ -57,7 +59,7 @@ def vllm_together(model: str, boots: Sequence[VllmBoot]) -> Iterator[list[Server
                 spawned(
                     python_module("model_server"),
                     vllm_env(
-                        model,
+                        boot.model or model,
                         port,
                         boot.hf_home,
                         **boot.env,

@@ -7,12 +7,14 @@ CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
 EMBEDDINGS = "/v1/embeddings"
 RESPONSES = "/v1/responses"
+RERANK = "/v1/rerank"
+SCORE = "/v1/score"
 MODELS = "/v1/models"
 HEALTH_CHECK = "/v1/health_check"
 LIVENESS = "/health"
 METRICS = "/metrics"
 
-MODEL_PATHS = (CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES)
+MODEL_PATHS = (CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, RERANK, SCORE)
 ALL = frozenset({*MODEL_PATHS, MODELS, HEALTH_CHECK, LIVENESS, METRICS})
 
 # vLLM's own, asked by the replica probes: ready once the model is loaded, what it serves, load.

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,8 +135,9 @@ def is_built(out_dir: Path) -> bool:
     return (out_dir / "config.json").is_file()
 
 
-def ensure(out_dir: Path) -> Path:
+def ensure(out_dir: Path, build: Callable[[Path], object] = build) -> Path:
     """Build into ``out_dir`` unless a model is already there; never leave half a model.
+    ``build`` writes another model (the tests' reranker, vision model) the same way.
 
     The model is built in a sibling folder and renamed into place, so ``out_dir`` holds a
     config.json only once everything is written; an interrupted build is built again.

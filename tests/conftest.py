@@ -40,9 +40,17 @@ def otlp_receiver() -> Iterator[OtlpReceiver]:
         yield receiver
 
 
-# The session's two vLLM servers, by fixture name; booted together, on first use, those that
-# the session's tests use.
-SESSION_VLLMS = ("vllm_server", "vllm_embedding_server")
+# The session's vLLM servers, by fixture name; booted together, on first use, those that the
+# session's tests use.
+SESSION_VLLMS = ("vllm_server", "vllm_embedding_server", "vllm_rerank_server")
+
+
+@pytest.fixture(scope="session")
+def tiny_reranker(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny offline cross-encoder (``harness.tiny_reranker``), built once per session."""
+    from harness.tiny_reranker import build
+
+    return build(tmp_path_factory.mktemp("tiny-reranker"))
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +62,13 @@ def session_vllms(
 ) -> Iterator[dict[str, Server]]:
     """Real vLLM CPU servers on the tiny model, started through ``python -m model_server``, at
     once: they load in parallel, each import on a core of its own."""
+    used = [
+        name
+        for name in SESSION_VLLMS
+        if any(name in getattr(item, "fixturenames", ()) for item in request.session.items)
+    ]
+    names = used or list(SESSION_VLLMS)
+    reranker = request.getfixturevalue("tiny_reranker") if "vllm_rerank_server" in names else ""
     boots = {
         "vllm_server": servers.VllmBoot(
             tmp_path_factory.mktemp("hf-home"),
@@ -81,13 +96,13 @@ def session_vllms(
                 "VLLM_DTYPE": "float32",
             },
         ),
+        "vllm_rerank_server": servers.VllmBoot(
+            tmp_path_factory.mktemp("hf-home-rerank"),
+            Path("test-logs") / "vllm-rerank-server.log",
+            {**QUICK_BOOT, "VLLM_RUNNER": "pooling", "VLLM_DTYPE": "float32"},  # as embeddings
+            model=str(reranker),
+        ),
     }
-    used = [
-        name
-        for name in SESSION_VLLMS
-        if any(name in getattr(item, "fixturenames", ()) for item in request.session.items)
-    ]
-    names = used or list(SESSION_VLLMS)
     with servers.vllm_together(str(tiny_model), [boots[name] for name in names]) as started:
         yield dict(zip(names, started, strict=True))
 
@@ -108,3 +123,9 @@ def vllm_server(session_vllms: dict[str, Server]) -> Server:
 def vllm_embedding_server(session_vllms: dict[str, Server]) -> Server:
     """The tiny model served for embeddings (``VLLM_RUNNER=pooling``, ``VLLM_CONVERT=embed``)."""
     return _booted(session_vllms, "vllm_embedding_server")
+
+
+@pytest.fixture(scope="session")
+def vllm_rerank_server(session_vllms: dict[str, Server]) -> Server:
+    """The tiny cross-encoder served for /rerank and /score (``VLLM_RUNNER=pooling``)."""
+    return _booted(session_vllms, "vllm_rerank_server")

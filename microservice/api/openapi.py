@@ -21,12 +21,31 @@ from pydantic.json_schema import models_json_schema
 from starlette.routing import Route
 
 from microservice import paths
+from microservice.api.openapi_bodies import (
+    CHAT_COMPLETION,
+    CHAT_STREAM,
+    COMPLETION_STREAM,
+    EMBEDDINGS,
+    ERROR,
+    EXAMPLES,
+    HEALTH,
+    JSON,
+    MODELS,
+    OPEA_ANSWER,
+    RERANKED,
+    RESPONSE,
+    RESPONSE_STREAM,
+    SCORES,
+    STRING,
+    TEXT_COMPLETION,
+    obj,
+)
 from microservice.forms.opea import OpeaRequest
 from microservice.forms.openai import CompletionRequest, EmbeddingRequest, OpenAIRequest
 from microservice.forms.responses import ResponsesRequest
+from microservice.forms.scoring import RerankRequest, ScoreRequest
 
 REF = "#/components/schemas/{model}"
-JSON = "application/json"
 SSE = "text/event-stream"
 BEARER = "bearer"
 
@@ -49,124 +68,6 @@ ERROR_HEADERS = {
     401: {"WWW-Authenticate": True},
     429: {"Retry-After": True},
     503: {"Retry-After": False},
-}
-
-
-def _obj(required: list[str], **properties: Any) -> dict[str, Any]:
-    """An object with these fields required; others allowed (vLLM's answers carry more)."""
-    return {"type": "object", "required": required, "properties": properties}
-
-
-def _list_of(item: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "array", "items": item}
-
-
-STRING: dict[str, Any] = {"type": "string"}
-ERROR = _obj(
-    ["error"],
-    error=_obj(
-        ["message", "type", "param", "code"],
-        message=STRING,
-        type=STRING,
-        param={"type": ["string", "null"]},
-        code={"type": ["string", "integer"]},  # OpenAI's code where it has one, else the status
-    ),
-)
-CHAT_COMPLETION = _obj(
-    ["id", "object", "choices"],
-    object={"const": "chat.completion"},
-    choices=_list_of(_obj(["index", "message"], message=_obj(["role"]))),
-)
-OPEA_ANSWER = _obj(
-    ["id", "text", "prompt", "streaming"],
-    text=STRING,
-    prompt=STRING,
-    streaming={"type": "boolean"},
-)
-TEXT_COMPLETION = _obj(
-    ["id", "object", "choices"],
-    object={"const": "text_completion"},
-    choices=_list_of(_obj(["index", "text"], text=STRING)),
-)
-RESPONSE = _obj(
-    ["id", "object", "output", "status"],
-    object={"const": "response"},
-    output=_list_of({"type": "object"}),
-    status=STRING,
-)
-EMBEDDINGS = _obj(
-    ["object", "data"],
-    object={"const": "list"},
-    # base64 encoding_format: a string
-    data=_list_of(_obj(["index", "embedding"], embedding={"type": ["array", "string"]})),
-)
-MODEL = _obj(
-    ["id", "object", "created", "owned_by", "kind", "max_model_len"],
-    id=STRING,
-    object={"const": "model"},
-    kind={"enum": ["chat", "embedding"]},
-    max_model_len={"type": ["integer", "null"]},
-)
-MODELS = _obj(["object", "data"], object={"const": "list"}, data=_list_of(MODEL))
-HEALTH = _obj(
-    ["status", "model_server", "model", "max_model_len", "replicas", "models"],
-    status={"enum": ["ok", "unavailable"]},
-    model_server=_obj(["endpoint", "ready", "reason"], ready={"type": "boolean"}),
-    replicas=_list_of({"type": "object"}),
-    models={"type": "object"},
-)
-
-
-def _stream(chunk_object: str, *other_data: dict[str, Any]) -> dict[str, Any]:
-    """One SSE event (schemathesis checks each): a JSON chunk, an in-band error, or [DONE]."""
-    chunk = _obj(["object", "choices"], object={"const": chunk_object}, choices=_list_of({}))
-    json_data = {"contentMediaType": JSON, "contentSchema": {"anyOf": [chunk, ERROR]}}
-    data = {"anyOf": [{"const": "[DONE]"}, *other_data, {"pattern": "^\\{", **json_data}]}
-    return _obj(["data"], data=data)
-
-
-CHAT_STREAM = _stream("chat.completion.chunk", {"pattern": "^['\"]"})  # OPEA: repr of a text
-COMPLETION_STREAM = _stream("text_completion")
-# A Responses API event: its type on an `event:` line and in its JSON data.
-RESPONSE_EVENT = _obj(["type"], type=STRING)
-RESPONSE_STREAM = _obj(
-    ["data"],
-    event=STRING,
-    data={
-        "anyOf": [
-            {"const": "[DONE]"},
-            {
-                "pattern": "^\\{",
-                "contentMediaType": JSON,
-                "contentSchema": {"anyOf": [RESPONSE_EVENT, ERROR]},
-            },
-        ]
-    },
-)
-
-QUESTION = "What is deep learning?"
-# Request bodies, shown in the document and sent by schemathesis' examples phase.
-EXAMPLES: dict[str, dict[str, Any]] = {
-    paths.CHAT: {
-        "opea": {"messages": {"system": "Be brief.", "user": QUESTION}, "max_new_tokens": 32},
-        "opea_json": {"messages": {"user": QUESTION}, "max_new_tokens": 32, "streaming": False},
-        "openai": {"messages": [{"role": "user", "content": QUESTION}], "max_tokens": 32},
-        "openai_stream": {
-            "messages": [{"role": "user", "content": QUESTION}],
-            "max_tokens": 32,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        },
-    },
-    paths.COMPLETIONS: {
-        "text": {"prompt": "Deep learning is", "max_tokens": 32},
-        "stream": {"prompt": "Deep learning is", "max_tokens": 32, "stream": True},
-    },
-    paths.EMBEDDINGS: {"text": {"input": QUESTION}, "batch": {"input": ["one", "two"]}},
-    paths.RESPONSES: {
-        "text": {"input": QUESTION, "max_output_tokens": 32},
-        "stream": {"input": QUESTION, "max_output_tokens": 32, "stream": True},
-    },
 }
 
 
@@ -229,6 +130,18 @@ def _operations(ref: dict[type[BaseModel], dict[str, Any]]) -> dict[str, dict[st
             ),
             API_ERRORS,
         ),
+        paths.RERANK: _api(
+            paths.RERANK,
+            ref[RerankRequest],
+            _answer("vLLM's results, best first.", {JSON: RERANKED}),
+            API_ERRORS,
+        ),
+        paths.SCORE: _api(
+            paths.SCORE,
+            ref[ScoreRequest],
+            _answer("vLLM's score of each pair.", {JSON: SCORES}),
+            API_ERRORS,
+        ),
         paths.MODELS: _api(
             "", None, _answer("The models (this key may use).", {JSON: MODELS}), (401,)
         ),
@@ -240,7 +153,7 @@ def _operations(ref: dict[type[BaseModel], dict[str, Any]]) -> dict[str, dict[st
         },
         paths.LIVENESS: {
             "responses": {
-                "200": _answer("Alive.", {JSON: _obj(["status"], status={"const": "alive"})})
+                "200": _answer("Alive.", {JSON: obj(["status"], status={"const": "alive"})})
             }
         },
         paths.METRICS: {
@@ -275,6 +188,8 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         CompletionRequest,
         EmbeddingRequest,
         ResponsesRequest,
+        RerankRequest,
+        ScoreRequest,
     ]
     refs, definitions = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     components = doc.setdefault("components", {})

@@ -1,9 +1,10 @@
 """The routes: who calls, read and validate, pick the model, admit, answer.
 
-Every API route (chat, completions, embeddings, models) needs an API key when keys are on;
-health and /metrics never do. The order of refusals: 401 (no or wrong key), 4xx for the body,
-404 (no such model), 4xx for the priority asked (``X-LLM-Priority``), 422 (a ``max_tokens``
-over the model's context), 403 (not this key's model), 429 (this key's limits and budgets).
+Every API route (chat, completions, responses, embeddings, rerank, score, models) needs an API
+key when keys are on; health and /metrics never do. The order of refusals: 401 (no or wrong
+key), 4xx for the body, 404 (no such model), 4xx for the priority asked (``X-LLM-Priority``),
+422 (a ``max_tokens`` over the model's context), 403 (not this key's model), 429 (this key's
+limits and budgets).
 
 The model routes are plain Starlette endpoints that read their own body; ``direct_routes``
 says why and serves them.
@@ -48,6 +49,14 @@ async def embeddings(request: Request) -> Response:
     return await model_route(request, parse.embedding, "embedding")
 
 
+async def rerank(request: Request) -> Response:
+    return await model_route(request, parse.rerank, "rerank")
+
+
+async def score(request: Request) -> Response:
+    return await model_route(request, parse.score, "rerank")
+
+
 # Served by ``direct_routes`` for POST; in the router too, for the OpenAPI document and the
 # 405 of any other method.
 MODEL_ROUTES: dict[str, Callable[[Request], Awaitable[Response]]] = {
@@ -55,6 +64,8 @@ MODEL_ROUTES: dict[str, Callable[[Request], Awaitable[Response]]] = {
     paths.COMPLETIONS: completions,
     paths.EMBEDDINGS: embeddings,
     paths.RESPONSES: responses,
+    paths.RERANK: rerank,
+    paths.SCORE: score,
 }
 for path, endpoint in MODEL_ROUTES.items():
     router.add_route(path, endpoint, methods=["POST"])

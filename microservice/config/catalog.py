@@ -9,7 +9,8 @@ process with one line naming the file and the entry.
 default: chat-small          # optional: the model of OPEA-form requests (else the first chat one)
 models:
   - name: chat-small         # what clients send as `model`
-    kind: chat               # chat (default) or embedding
+    kind: chat               # chat (default), embedding, or rerank (a cross-encoder:
+                             # /v1/rerank and /v1/score)
     endpoints: http://vllm-0:8008,http://vllm-1:8008   # or a YAML list; a DNS name counts once
                                                      # per address it resolves to
     served_model_name: meta-llama/Llama-3.1-8B-Instruct  # the model vLLM serves (default: name)
@@ -29,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from microservice.config.files import read_yaml
 
-ModelKind = Literal["chat", "embedding"]
+ModelKind = Literal["chat", "embedding", "rerank"]
 URL_PATTERN = re.compile(r"^https?://[^\s/,]+(/[^\s,]*)?$")
 
 

@@ -15,6 +15,7 @@ from microservice.forms.guided import map_guided_fields
 from microservice.forms.opea import OpeaRequest
 from microservice.forms.openai import CompletionRequest, EmbeddingRequest, OpenAIRequest
 from microservice.forms.responses import ResponsesRequest
+from microservice.forms.scoring import RerankRequest, ScoreRequest, check_score_texts
 
 FormT = TypeVar("FormT", bound=BaseModel)
 
@@ -71,3 +72,14 @@ def response(body: bytes) -> ResponsesRequest:
 
 def embedding(body: bytes) -> EmbeddingRequest:
     return _validated(EmbeddingRequest, json_object(body))
+
+
+def rerank(body: bytes) -> RerankRequest:
+    return _validated(RerankRequest, json_object(body))
+
+
+def score(body: bytes) -> ScoreRequest:
+    data = json_object(body)
+    form = _validated(ScoreRequest, data)
+    check_score_texts(data)
+    return form

@@ -25,11 +25,12 @@ from typing import Any
 import orjson
 
 from microservice import paths
+from microservice.forms.scoring import scored_pairs
 from microservice.upstream.model_call import ModelCall
 
 MESSAGE_TOKENS = 8  # a chat template's tokens around one message
 TEMPLATE_TOKENS = 64  # a chat template's tokens once per prompt
-PROMPT_TOKENS = 4  # the special tokens around a completion or embedding prompt (BOS, EOS)
+PROMPT_TOKENS = 4  # the special tokens around a prompt or a scored pair (BOS, EOS, SEP)
 UNKNOWN_CONTEXT_TOKENS = 8192
 # Chat fields the template renders into the prompt, counted by their JSON bytes.
 RENDERED = ("tools", "documents", "chat_template_kwargs", "chat_template")
@@ -83,9 +84,16 @@ def _prompt_bound(prompt: Any) -> int | None:
     return None
 
 
+def _pair_bound(first: Any, second: Any) -> int | None:
+    """At most the tokens of a scored pair: both texts, with the tokens around and between."""
+    if not isinstance(first, str) or not isinstance(second, str):
+        return None
+    return len(first.encode("utf-8")) + len(second.encode("utf-8")) + PROMPT_TOKENS
+
+
 def prompt_bounds(call: ModelCall) -> list[int | None]:
-    """One bound per prompt the request holds (a completions or embeddings batch holds several;
-    None: not measurable)."""
+    """One bound per prompt the request holds (a completions or embeddings batch holds several,
+    a rerank or score request one per pair; None: not measurable)."""
     body = call.body
     if call.path == paths.CHAT:
         return [chat_prompt_bound(body)]
@@ -94,6 +102,8 @@ def prompt_bounds(call: ModelCall) -> list[int | None]:
         size = _json_bytes(value) if isinstance(value, list) else _prompt_bound(value)
         extra = _json_bytes(instructions) if instructions else 0
         return [None if size is None else size + extra + TEMPLATE_TOKENS]
+    if call.path in (paths.RERANK, paths.SCORE):  # a cross-encoder reads each pair as one prompt
+        return [_pair_bound(first, second) for first, second in scored_pairs(body)]
     value = body.get("prompt" if call.path == paths.COMPLETIONS else "input")
     if isinstance(value, list) and value and not all(isinstance(t, int) for t in value):
         return [_prompt_bound(item) for item in value]
@@ -107,7 +117,7 @@ def _int(value: Any) -> int | None:
 def reserved_tokens(call: ModelCall, max_model_len: int | None) -> int:
     """The tokens ``call`` reserves (see the module's rules)."""
     body = call.body
-    generates = call.path != paths.EMBEDDINGS
+    generates = call.path not in (paths.EMBEDDINGS, paths.RERANK, paths.SCORE)
     # vLLM takes max_completion_tokens over max_tokens when both are sent.
     asked = (
         _int(body.get("max_completion_tokens"))

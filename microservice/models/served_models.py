@@ -48,6 +48,14 @@ class ServedModel:
         return self.info.max_model_len
 
 
+# What a model of each kind answers, for the error that names the route to use instead.
+ROUTES_OF: dict[ModelKind, str] = {
+    "chat": f"{paths.CHAT}, {paths.COMPLETIONS} or {paths.RESPONSES}",
+    "embedding": paths.EMBEDDINGS,
+    "rerank": f"{paths.RERANK} or {paths.SCORE}",
+}
+
+
 class ServedModels:
     def __init__(
         self,
@@ -88,9 +96,9 @@ class ServedModels:
         else:
             served = self._models[name]
         if served.spec.kind != kind:
-            use = paths.EMBEDDINGS if served.spec.kind == "embedding" else paths.CHAT
             raise WrongModelKind(
-                f"the model `{served.name}` is a {served.spec.kind} model: use {use}",
+                f"the model `{served.name}` is a {served.spec.kind} model: use "
+                f"{ROUTES_OF[served.spec.kind]}",
                 param="model",
             )
         return served

@@ -69,10 +69,11 @@ class ServiceSettings(BaseSettings):
     )
     llm_models_file: Path | None = Field(
         None,
-        description="YAML file naming each served model (`name`, `kind`: `chat` or "
-        "`embedding`, `endpoints`, optional `served_model_name`) and an optional `default` for "
-        "OPEA-form requests; see docs/operating.md. Unset: the one model of `LLM_MODEL_NAME` on "
-        "`LLM_MODEL_SERVER_ENDPOINT` (plus the embedding model below, when named).",
+        description="YAML file naming each served model (`name`, `kind`: `chat`, `embedding` "
+        "or `rerank`, `endpoints`, optional `served_model_name`, `fallbacks`) and an optional "
+        "`default` for OPEA-form requests; see docs/operating.md. Unset: the one model of "
+        "`LLM_MODEL_NAME` on `LLM_MODEL_SERVER_ENDPOINT` (plus the embedding model and the "
+        "reranker below, when named).",
     )
     llm_embedding_model_name: str | None = Field(
         None,
@@ -85,6 +86,18 @@ class ServiceSettings(BaseSettings):
         "http://localhost:8009",
         description="Base URL(s) of the embedding model's vLLM, as `LLM_MODEL_SERVER_ENDPOINT`; "
         "used only with `LLM_EMBEDDING_MODEL_NAME`.",
+    )
+    llm_rerank_model_name: str | None = Field(
+        None,
+        min_length=1,
+        description="Without a models file: a reranker (a cross-encoder vLLM serves with "
+        "`VLLM_RUNNER=pooling`) answering /v1/rerank and /v1/score beside the chat model, "
+        "reached at `LLM_RERANK_MODEL_SERVER_ENDPOINT`.",
+    )
+    llm_rerank_model_server_endpoint: str = Field(
+        "http://localhost:8010",
+        description="Base URL(s) of the reranker's vLLM, as `LLM_MODEL_SERVER_ENDPOINT`; used "
+        "only with `LLM_RERANK_MODEL_NAME`.",
     )
     llm_api_keys_file: Path | None = Field(
         None,
@@ -210,7 +223,10 @@ class MicroserviceSettings(ReplicaSettings, ServiceSettings):
     _catalog: Catalog | None = PrivateAttr(None)
 
     @field_validator(
-        "llm_model_server_endpoint", "llm_embedding_model_server_endpoint", mode="after"
+        "llm_model_server_endpoint",
+        "llm_embedding_model_server_endpoint",
+        "llm_rerank_model_server_endpoint",
+        mode="after",
     )
     @classmethod
     def _urls(cls, value: str) -> str:
@@ -243,6 +259,10 @@ class MicroserviceSettings(ReplicaSettings, ServiceSettings):
                 endpoints = self.llm_embedding_model_server_endpoint.split(",")
                 name = self.llm_embedding_model_name
                 models.append(ModelSpec(name=name, kind="embedding", endpoints=endpoints))
+            if self.llm_rerank_model_name:
+                endpoints = self.llm_rerank_model_server_endpoint.split(",")
+                name = self.llm_rerank_model_name
+                models.append(ModelSpec(name=name, kind="rerank", endpoints=endpoints))
             self._catalog = Catalog(models=models)
         if self.llm_api_keys_file is not None:
             try:

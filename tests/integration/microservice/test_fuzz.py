@@ -73,10 +73,20 @@ def keyed_microservice(
 
 @pytest.fixture(scope="module")
 def usvc_keys(
-    vllm_server: Server, tiny_model: Path, tmp_path_factory: pytest.TempPathFactory, api_key: str
+    vllm_server: Server,
+    vllm_rerank_server: Server,
+    tiny_model: Path,
+    tiny_reranker: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    api_key: str,
 ) -> Iterator[Server]:
+    """The chat model, and the reranker for /v1/rerank and /v1/score."""
     keys_dir = tmp_path_factory.mktemp("fuzz-keys")
-    with keyed_microservice("fuzz", vllm_server, tiny_model, keys_dir, api_key) as server:
+    with keyed_microservice(
+        "fuzz", vllm_server, tiny_model, keys_dir, api_key,
+        LLM_RERANK_MODEL_NAME=str(tiny_reranker),
+        LLM_RERANK_MODEL_SERVER_ENDPOINT=vllm_rerank_server.base_url,
+    ) as server:  # fmt: skip
         yield server
 
 

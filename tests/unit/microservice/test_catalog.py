@@ -98,7 +98,7 @@ def test_settings_stop_on_a_missing_models_file(
         load_settings()
 
 
-def test_without_a_file_one_chat_model_plus_an_embedding_model_when_named(
+def test_without_a_file_one_chat_model_plus_embedding_and_rerank_models_when_named(
     clean_env: pytest.MonkeyPatch,
 ) -> None:
     clean_env.setenv("LLM_MODEL_NAME", "chat-m")
@@ -112,6 +112,10 @@ def test_without_a_file_one_chat_model_plus_an_embedding_model_when_named(
         ("embed-m", "embedding", ["http://e:8009"]),
     ]
     assert catalog.default == "chat-m"
+    clean_env.setenv("LLM_RERANK_MODEL_NAME", "rerank-m")
+    assert [(m.name, m.kind, m.endpoints) for m in load_settings().catalog.models][2] == (
+        "rerank-m", "rerank", ["http://localhost:8010"]
+    )  # fmt: skip
 
 
 def test_settings_stop_on_a_bad_keys_file_without_showing_a_key(
