@@ -89,6 +89,19 @@ class WrongModelKind(RequestInvalid):
     code = "model_not_supported"
 
 
+class MediaNotSupported(RequestInvalid):
+    """Images (or audio, video) sent to a model that takes text only."""
+
+    status = 400
+    code = "media_not_supported"
+
+
+class RemoteMediaRefused(RequestInvalid):
+    """A media part by http(s) URL while ``LLM_REMOTE_MEDIA`` is off: vLLM would fetch it."""
+
+    code = "remote_media_refused"
+
+
 class KeyRateLimited(ServiceError):
     """The key's requests or tokens per minute are used up; other keys are not affected."""
 

@@ -42,7 +42,9 @@ def otlp_receiver() -> Iterator[OtlpReceiver]:
 
 # The session's vLLM servers, by fixture name; booted together, on first use, those that the
 # session's tests use.
-SESSION_VLLMS = ("vllm_server", "vllm_embedding_server", "vllm_rerank_server")
+SESSION_VLLMS = (
+    "vllm_server", "vllm_embedding_server", "vllm_rerank_server", "vllm_vision_server"
+)  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +53,14 @@ def tiny_reranker(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from harness.tiny_reranker import build
 
     return build(tmp_path_factory.mktemp("tiny-reranker"))
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny offline vision-language model (``harness.tiny_vlm``), built once per session."""
+    from harness.tiny_vlm import build
+
+    return build(tmp_path_factory.mktemp("tiny-vlm"))
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +79,7 @@ def session_vllms(
     ]
     names = used or list(SESSION_VLLMS)
     reranker = request.getfixturevalue("tiny_reranker") if "vllm_rerank_server" in names else ""
+    vlm = request.getfixturevalue("tiny_vlm") if "vllm_vision_server" in names else ""
     boots = {
         "vllm_server": servers.VllmBoot(
             tmp_path_factory.mktemp("hf-home"),
@@ -102,6 +113,12 @@ def session_vllms(
             {**QUICK_BOOT, "VLLM_RUNNER": "pooling", "VLLM_DTYPE": "float32"},  # as embeddings
             model=str(reranker),
         ),
+        "vllm_vision_server": servers.VllmBoot(  # vLLM's defaults take images: no flag
+            tmp_path_factory.mktemp("hf-home-vision"),
+            Path("test-logs") / "vllm-vision-server.log",
+            QUICK_BOOT,
+            model=str(vlm),
+        ),
     }
     with servers.vllm_together(str(tiny_model), [boots[name] for name in names]) as started:
         yield dict(zip(names, started, strict=True))
@@ -129,3 +146,9 @@ def vllm_embedding_server(session_vllms: dict[str, Server]) -> Server:
 def vllm_rerank_server(session_vllms: dict[str, Server]) -> Server:
     """The tiny cross-encoder served for /rerank and /score (``VLLM_RUNNER=pooling``)."""
     return _booted(session_vllms, "vllm_rerank_server")
+
+
+@pytest.fixture(scope="session")
+def vllm_vision_server(session_vllms: dict[str, Server]) -> Server:
+    """The tiny vision-language model, for chat with image parts."""
+    return _booted(session_vllms, "vllm_vision_server")

@@ -25,12 +25,14 @@ from microservice.auth.priority import PRIORITY_HEADER, send_priority, tenant_of
 from microservice.config.catalog import ModelKind
 from microservice.errors import (
     BodyTooLarge,
+    MediaNotSupported,
     ModelServerError,
     ModelServerRejected,
     OverContext,
     Overloaded,
     ServiceError,
 )
+from microservice.forms.media import refuse_remote_media
 from microservice.forms.reservation import reserved_tokens
 from microservice.forms.shape import ModelRequest
 from microservice.models.served_models import ServedModel
@@ -39,6 +41,7 @@ from microservice.routing.dispatch import retryable
 from microservice.upstream.model_call import ModelCall, RequestIds, Tenant
 
 CONTEXT_REFUSAL = "maximum context length"  # in vLLM's 400 for a prompt over the context
+TEXT_ONLY_REFUSAL = "is not a multimodal model"  # vLLM's 400 for media sent to a text model
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -130,6 +133,12 @@ class ModelRoute:
                     admission=admission, shape=shape,
                 )  # fmt: skip
             except ServiceError as error:
+                if isinstance(error, ModelServerRejected) and TEXT_ONLY_REFUSAL in error.message:
+                    raise MediaNotSupported(
+                        f"the model `{model.name}` takes text only: send no image, audio or "
+                        "video parts, or ask a model that takes them",
+                        param="messages",
+                    ) from None
                 reason = fallback_reason(error)
                 if reason is None or i + 1 == len(models):
                     raise
@@ -160,6 +169,8 @@ async def model_route(
     )
     models = usable(caller, service.models.with_fallbacks(served))
     start, call, max_model_len = await route.first_call(models)
+    if not settings.llm_remote_media:
+        refuse_remote_media(call.body)
     admission = await service.guard.admit(caller, served.name, reserved_tokens(call, max_model_len))
     if admission.headers:
         request.state.response_headers = admission.headers  # the request context adds them

@@ -172,9 +172,18 @@ class ServiceSettings(BaseSettings):
         5.0, gt=0, description="Seconds to wait for a connection to the model server."
     )
     llm_max_body_bytes: int = Field(
-        1_048_576,
+        8_388_608,
         ge=1024,
-        description="Largest request body accepted, in bytes; a larger one is answered 413.",
+        description="Largest request body accepted, in bytes; a larger one is answered 413. "
+        "The default (8 MiB) takes a few base64 images (a 512x512 PNG is about 0.7-1 MB in a "
+        "body, a JPEG 0.1-0.3 MB); each request in flight holds its body in memory.",
+    )
+    llm_remote_media: bool = Field(
+        False,
+        description="Pass image, audio and video parts given by http(s) URL on to vLLM, which "
+        "fetches them from inside your network at the client's choice of address (limit it "
+        "with vLLM's `--allowed-media-domains`). Off: only `data:` URLs; another URL is "
+        "answered 422 naming the part.",
     )
     llm_health_cache_s: float = Field(
         5.0,
