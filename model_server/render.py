@@ -22,6 +22,8 @@ KV_EVENTS_TOPIC = "kv"
 # What vLLM derives the first block's parent hash from when set (kv_cache_utils.init_none_hash);
 # unset, vLLM before vllm-project/vllm#51875 (v0.26.0, on Gaudi) takes a random one per process.
 KV_EVENTS_HASH_SEED = "0"
+# vLLM's switch for its adapter load/unload endpoints; VLLM_ALLOW_RUNTIME_LORA sets it.
+RUNTIME_LORA_ENV = "VLLM_ALLOW_RUNTIME_LORA_UPDATING"
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,20 @@ def _common_args(s: ModelServerSettings) -> list[str]:
         args += ["--structured-outputs-config", compact]
     if s.vllm_kv_events_port is not None:
         args += _kv_events_args(s.vllm_kv_events_port)
+    return args + _lora_args(s)
+
+
+def _lora_args(s: ModelServerSettings) -> list[str]:
+    """`--enable-lora` with the adapters and limits set; nothing when no LoRA setting is set."""
+    if not s.lora_enabled:
+        return []
+    args = ["--enable-lora"]
+    if s.lora_modules:
+        args += ["--lora-modules", *(module.flag_value() for module in s.lora_modules)]
+    if s.vllm_max_loras is not None:
+        args += ["--max-loras", str(s.vllm_max_loras)]
+    if s.vllm_max_lora_rank is not None:
+        args += ["--max-lora-rank", str(s.vllm_max_lora_rank)]
     return args
 
 
@@ -104,6 +120,8 @@ def _common_env(s: ModelServerSettings) -> dict[str, str]:
         env["OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] = s.otel_exporter_otlp_protocol
     if s.vllm_kv_events_port is not None:
         env["PYTHONHASHSEED"] = KV_EVENTS_HASH_SEED
+    if s.vllm_allow_runtime_lora:
+        env[RUNTIME_LORA_ENV] = "True"
     return env
 
 
@@ -161,6 +179,8 @@ def render(s: ModelServerSettings, preload_libs: Sequence[str] = ()) -> LaunchPl
 
 # Variables the settings read, whose empty value would reach vLLM's runtimes as an invalid one.
 EMPTY_MEANS_UNSET = frozenset({"OMP_NUM_THREADS"})
+# vLLM's own variables that a setting decides: an inherited value never reaches vLLM.
+DECIDED_BY_SETTINGS = frozenset({RUNTIME_LORA_ENV})
 
 
 def merged_env(base: Mapping[str, str], plan: LaunchPlan) -> dict[str, str]:
@@ -168,9 +188,15 @@ def merged_env(base: Mapping[str, str], plan: LaunchPlan) -> dict[str, str]:
 
     An LD_PRELOAD the operator already set is kept in front of ours. Inherited variables that
     are set but empty (Compose's `${OMP_NUM_THREADS:-}` leaves them so) are left out: an empty
-    value means unset to our settings, while the OpenMP runtimes reject it with a warning.
+    value means unset to our settings, while the OpenMP runtimes reject it with a warning. An
+    inherited `VLLM_ALLOW_RUNTIME_LORA_UPDATING` is left out too: it would open vLLM's
+    unauthenticated adapter endpoints that `VLLM_ALLOW_RUNTIME_LORA` keeps shut.
     """
-    env = {key: value for key, value in base.items() if value or key not in EMPTY_MEANS_UNSET}
+    env = {
+        key: value
+        for key, value in base.items()
+        if (value or key not in EMPTY_MEANS_UNSET) and key not in DECIDED_BY_SETTINGS
+    }
     for key, value in plan.env.items():
         if key == "LD_PRELOAD" and env.get("LD_PRELOAD"):
             env[key] = f"{env[key]}:{value}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings
@@ -19,10 +19,11 @@ from common.config_loading import SETTINGS_CONFIG, lowercase, strict_bool
 from common.constants import (
     DEFAULT_MODEL,
     OTLP_GRPC,
-    QUANT_CONFIG_FILE,
     OtlpProtocol,
     default_quant_config,
 )
+from model_server.hpu import HpuSettings
+from model_server.lora import LoraSettings
 
 Device = Literal["cpu", "hpu"]
 Dtype = Literal["auto", "bfloat16", "float16", "half", "float32", "float"]
@@ -30,25 +31,11 @@ Dtype = Literal["auto", "bfloat16", "float16", "half", "float32", "float"]
 # for speculative-decoding draft models and not served on its own.
 Runner = Literal["auto", "generate", "pooling"]
 Convert = Literal["auto", "none", "embed", "classify"]
-# vllm-gaudi v0.26.0 docs/configuration/env_variables.md: the bucketing strategies, and the
-# KV-cache dtype its platform accepts (vllm_gaudi/platform.py is_kv_cache_dtype_supported).
-BucketingStrategy = Literal["exp", "lin", "pad"]
-HpuKvCacheDtype = Literal["auto", "fp8_inc"]
 OTLP_URL = re.compile(r"^https?://[^\s/]+(/\S*)?$")
 
 
-def _bucket_max(what: str) -> Any:
-    """One of the plugin's `VLLM_*_BUCKET_MAX` warm-up bounds: unset leaves its default."""
-    return Field(
-        None,
-        ge=1,
-        description=f"HPU only: largest {what} the Gaudi plugin warms up a graph for; lower it "
-        "to the workload's real sizes to shorten warm-up. Unset: the plugin's default.",
-    )
-
-
-class ModelServerSettings(BaseSettings):
-    """Everything `python -m model_server` needs to render and start vLLM."""
+class ServerSettings(BaseSettings):
+    """The model, where vLLM listens, how it runs, on CPU, and what it exports."""
 
     model_config = SETTINGS_CONFIG
 
@@ -193,80 +180,16 @@ class ModelServerSettings(BaseSettings):
         "from token ids, where vLLM's default `sha256` hashes Python pickles and older vLLM "
         "(the v0.26.0 vllm-gaudi builds on) seeds each process at random. Unset: no events.",
     )
-    vllm_skip_warmup: bool | None = Field(
-        None,
-        description="HPU only: `true` skips the graph warm-up (faster start, slower first "
-        "requests); unset: vLLM's default.",
-    )
-    vllm_bucketing_strategy: BucketingStrategy | None = Field(
-        None,
-        description="HPU only: how the Gaudi plugin picks the shapes it warms up: `exp` "
-        "(exponential, fewest graphs), `lin` (linear ranges) or `pad` (linear with bounded "
-        "padding); unset: the plugin's default, `exp`.",
-    )
-    vllm_prompt_bs_bucket_max: int | None = _bucket_max("prefill batch (sequences)")
-    vllm_prompt_query_bucket_max: int | None = _bucket_max("prompt length (tokens)")
-    vllm_decode_bs_bucket_max: int | None = _bucket_max("decode batch (sequences)")
-    vllm_decode_block_bucket_max: int | None = _bucket_max("decode KV-cache size (blocks)")
-    habana_visible_devices: str = Field(
-        "all",
-        description="HPU only: Gaudi cards vLLM may use: `all`, or card indices such as `0,1`.",
-    )
-    pt_hpu_enable_lazy_collectives: bool = Field(
-        True,
-        description="HPU only: lazy-mode collectives of the Gaudi runtime; tensor parallelism "
-        "on Gaudi needs `true`.",
-    )
-    pt_hpu_lazy_acc_par_mode: int | None = Field(
-        None,
-        ge=0,
-        le=1,
-        description="HPU only: lazy accumulation parallel mode of the Gaudi runtime, `0` or "
-        "`1`; unset: the runtime's default.",
-    )
-    ompi_mca_btl_vader_single_copy_mechanism: str = Field(
-        "none",
-        description="HPU only: Open MPI shared-memory single-copy mechanism; `none` avoids CMA, "
-        "which containers usually forbid. Compose files spell it "
-        "`OMPI_MCA_btl_vader_single_copy_mechanism`, as Open MPI does.",
-    )
-    if_fp8_quantization: bool = Field(
-        False,
-        description="HPU only: serve in FP8 with the Intel Neural Compressor measurements of the "
-        "FP8 job (`--quantization inc` and `QUANT_CONFIG`; the plugin then loads the weights "
-        "to CPU first and moves them quantized); refused with `LLM_DEVICE=cpu`.",
-    )
-    vllm_kv_cache_dtype: HpuKvCacheDtype | None = Field(
-        None,
-        description="HPU only: KV-cache dtype (`--kv-cache-dtype`): `fp8_inc` stores it in FP8, "
-        "which with `IF_FP8_QUANTIZATION=true` needs a `QUANT_CONFIG` whose measurements cover "
-        "the KV cache (the Gaudi plugin's own calibration scripts; the FP8 job measures the "
-        "linear layers only); unset or `auto`: the model's dtype. Refused with `LLM_DEVICE=cpu`.",
-    )
-    quant_config: Path | None = Field(
-        None,
-        description="HPU FP8 only: INC quantization json given to vLLM as `QUANT_CONFIG`; unset: "
-        "`<HF_HOME>/inc/<model basename>/" + QUANT_CONFIG_FILE + "`, where the FP8 job writes it.",
-    )
-
     _lowercase = field_validator(
         "llm_device",
         "vllm_dtype",
         "vllm_runner",
         "vllm_convert",
         "otel_exporter_otlp_protocol",
-        "vllm_bucketing_strategy",
-        "vllm_kv_cache_dtype",
         mode="before",
     )(lowercase)
     _booleans = field_validator(
-        "vllm_enforce_eager",
-        "vllm_json_compact",
-        "vllm_cpu_preload",
-        "vllm_skip_warmup",
-        "pt_hpu_enable_lazy_collectives",
-        "if_fp8_quantization",
-        mode="before",
+        "vllm_enforce_eager", "vllm_json_compact", "vllm_cpu_preload", mode="before"
     )(strict_bool)
 
     @field_validator("otel_exporter_otlp_endpoint", mode="after")
@@ -281,13 +204,7 @@ class ModelServerSettings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _device_rules(self) -> ModelServerSettings:
-        if self.if_fp8_quantization and self.llm_device != "hpu":
-            raise ValueError(
-                "IF_FP8_QUANTIZATION=true needs LLM_DEVICE=hpu (vLLM has no FP8 INC kernels on CPU)"
-            )
-        if self.vllm_kv_cache_dtype == "fp8_inc" and self.llm_device != "hpu":
-            raise ValueError("VLLM_KV_CACHE_DTYPE=fp8_inc needs LLM_DEVICE=hpu (a Gaudi dtype)")
+    def _serving_rules(self) -> Self:
         if self.vllm_runner == "pooling" and "llm_vllm_model_name" not in self.model_fields_set:
             raise ValueError(
                 "VLLM_RUNNER=pooling needs LLM_VLLM_MODEL_NAME (the default model is a chat "
@@ -313,6 +230,32 @@ class ModelServerSettings(BaseSettings):
         if base is None or self.otel_exporter_otlp_protocol == OTLP_GRPC:
             return base
         return base if base.endswith("/v1/traces") else base + "/v1/traces"
+
+
+class ModelServerSettings(LoraSettings, HpuSettings, ServerSettings):
+    """Everything `python -m model_server` needs to render and start vLLM: the server's
+    settings, then the Gaudi ones (model_server/hpu.py), then LoRA's (model_server/lora.py)."""
+
+    @model_validator(mode="after")
+    def _device_rules(self) -> Self:
+        if self.if_fp8_quantization and self.llm_device != "hpu":
+            raise ValueError(
+                "IF_FP8_QUANTIZATION=true needs LLM_DEVICE=hpu (vLLM has no FP8 INC kernels on CPU)"
+            )
+        if self.vllm_kv_cache_dtype == "fp8_inc" and self.llm_device != "hpu":
+            raise ValueError("VLLM_KV_CACHE_DTYPE=fp8_inc needs LLM_DEVICE=hpu (a Gaudi dtype)")
+        return self
+
+    @model_validator(mode="after")
+    def _adapter_names(self) -> Self:
+        """vLLM stops at start, after loading the model, on an adapter named as the model."""
+        for module in self.lora_modules:
+            if module.name == self.llm_vllm_model_name:
+                raise ValueError(
+                    f"VLLM_LORA_MODULES={self.vllm_lora_modules!r}: the adapter {module.name!r} "
+                    "has the served model's name (LLM_VLLM_MODEL_NAME): give it one of its own"
+                )
+        return self
 
     @property
     def resolved_quant_config(self) -> Path:

@@ -135,9 +135,14 @@ def is_built(out_dir: Path) -> bool:
     return (out_dir / "config.json").is_file()
 
 
-def ensure(out_dir: Path, build: Callable[[Path], object] = build) -> Path:
+def ensure(
+    out_dir: Path,
+    build: Callable[[Path], object] = build,
+    is_built: Callable[[Path], bool] = is_built,
+) -> Path:
     """Build into ``out_dir`` unless a model is already there; never leave half a model.
-    ``build`` writes another model (the tests' reranker, vision model) the same way.
+    ``build`` and ``is_built`` make another model (the tests' reranker, vision model, LoRA
+    adapters) the same way.
 
     The model is built in a sibling folder and renamed into place, so ``out_dir`` holds a
     config.json only once everything is written; an interrupted build is built again.

@@ -11,6 +11,7 @@ import pytest
 from harness import servers
 from harness.processes import Server
 from harness.server_envs import QUICK_BOOT
+from harness.tiny_lora import LISTED_ADAPTER
 from tests.config_env import is_config
 from tests.otlp_receiver import OtlpReceiver
 
@@ -43,7 +44,8 @@ def otlp_receiver() -> Iterator[OtlpReceiver]:
 # The session's vLLM servers, by fixture name; booted together, on first use, those that the
 # session's tests use.
 SESSION_VLLMS = (
-    "vllm_server", "vllm_embedding_server", "vllm_rerank_server", "vllm_vision_server"
+    "vllm_server", "vllm_embedding_server", "vllm_rerank_server", "vllm_vision_server",
+    "vllm_lora_server",
 )  # fmt: skip
 
 
@@ -64,6 +66,16 @@ def tiny_vlm(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_adapters(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two LoRA adapters of the tiny model (``harness.tiny_lora``, seeds 1 and 2): the first
+    listed at start by the LoRA server, the second for loading at run time."""
+    from harness.tiny_lora import build
+
+    root = tmp_path_factory.mktemp("tiny-lora")
+    return build(root / "seed-1", tiny_model, seed=1), build(root / "seed-2", tiny_model, seed=2)
+
+
+@pytest.fixture(scope="session")
 def session_vllms(
     request: pytest.FixtureRequest,
     tiny_model: Path,
@@ -80,6 +92,7 @@ def session_vllms(
     names = used or list(SESSION_VLLMS)
     reranker = request.getfixturevalue("tiny_reranker") if "vllm_rerank_server" in names else ""
     vlm = request.getfixturevalue("tiny_vlm") if "vllm_vision_server" in names else ""
+    lora = request.getfixturevalue("tiny_adapters") if "vllm_lora_server" in names else ("",)
     boots = {
         "vllm_server": servers.VllmBoot(
             tmp_path_factory.mktemp("hf-home"),
@@ -119,6 +132,17 @@ def session_vllms(
             QUICK_BOOT,
             model=str(vlm),
         ),
+        "vllm_lora_server": servers.VllmBoot(  # the tiny model with LoRA on
+            tmp_path_factory.mktemp("hf-home-lora"),
+            Path("test-logs") / "vllm-lora-server.log",
+            {
+                **QUICK_BOOT,
+                "VLLM_LORA_MODULES": f"{LISTED_ADAPTER}={lora[0]}",
+                "VLLM_MAX_LORAS": "2",
+                "VLLM_MAX_LORA_RANK": "8",
+                "VLLM_ALLOW_RUNTIME_LORA": "true",
+            },
+        ),
     }
     with servers.vllm_together(str(tiny_model), [boots[name] for name in names]) as started:
         yield dict(zip(names, started, strict=True))
@@ -152,3 +176,10 @@ def vllm_rerank_server(session_vllms: dict[str, Server]) -> Server:
 def vllm_vision_server(session_vllms: dict[str, Server]) -> Server:
     """The tiny vision-language model, for chat with image parts."""
     return _booted(session_vllms, "vllm_vision_server")
+
+
+@pytest.fixture(scope="session")
+def vllm_lora_server(session_vllms: dict[str, Server]) -> Server:
+    """The tiny model with LoRA on: ``tiny_lora.LISTED_ADAPTER`` listed at start, run-time loading
+    allowed (tests unload what they load)."""
+    return _booted(session_vllms, "vllm_lora_server")

@@ -79,6 +79,11 @@ EMBEDDING_FIXED = {
     },
     "VLLM_JSON_COMPACT": ("", "structured outputs are the chat model's"),
     "VLLM_KV_EVENTS_PORT": ("", "the chat model server's events port, which it would bind too"),
+    **{
+        name: ("", "LoRA adapters are the chat model's")
+        for name in ("VLLM_LORA_MODULES", "VLLM_MAX_LORAS", "VLLM_MAX_LORA_RANK")
+    },
+    "VLLM_ALLOW_RUNTIME_LORA": ("false", "LoRA adapters are the chat model's"),
 }
 HPU_SIZING = (
     "VLLM_PROMPT_BS_BUCKET_MAX",
@@ -167,11 +172,14 @@ USVC_CONFIG = REPO_ROOT / "docker" / "usvc-config"
 SPECIAL_VALUES = {
     "llm_model_server_endpoint": "http://model-server.test:18008/base",
     "llm_embedding_model_server_endpoint": "http://embedding-server.test:18009",
+    "llm_rerank_model_server_endpoint": "http://rerank-server.test:18010",
     "otel_exporter_otlp_endpoint": "http://otel-collector.test:14318",
     "llm_models_file": str(USVC_CONFIG / "models.example.yaml"),
     "llm_api_keys_file": str(USVC_CONFIG / "api-keys.example.yaml"),
     "llm_data_dir": "./data-test",  # folders Compose mounts: a path, not a volume's name
     "llm_usvc_config_dir": "../usvc-config-test",
+    "vllm_lora_modules": "sql=/data/adapters/sql-test",
+    "vllm_max_lora_rank": "16",
 }
 
 

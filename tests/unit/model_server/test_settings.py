@@ -78,8 +78,25 @@ def test_boolean_spellings(clean_env: pytest.MonkeyPatch, raw: str, expected: bo
 def test_case_insensitive_choices(clean_env: pytest.MonkeyPatch) -> None:
     clean_env.setenv("LLM_DEVICE", "HPU")
     clean_env.setenv("VLLM_DTYPE", "BFloat16")
+    clean_env.setenv("VLLM_BUCKETING_STRATEGY", "LIN")
     s = load_settings(None)
-    assert (s.llm_device, s.vllm_dtype) == ("hpu", "bfloat16")
+    assert (s.llm_device, s.vllm_dtype, s.vllm_bucketing_strategy) == ("hpu", "bfloat16", "lin")
+
+
+def test_every_part_keeps_its_validators(clean_env: pytest.MonkeyPatch) -> None:
+    """The parts (model_server/hpu.py, lora.py) name their validators apart: one of the same
+    name in another part would replace it, and its field would take any spelling."""
+    clean_env.setenv("VLLM_CPU_PRELOAD", "No")
+    clean_env.setenv("PT_HPU_ENABLE_LAZY_COLLECTIVES", "OFF")
+    clean_env.setenv("VLLM_ALLOW_RUNTIME_LORA", "Yes")
+    s = load_settings(None)
+    assert (s.vllm_cpu_preload, s.pt_hpu_enable_lazy_collectives) == (False, False)
+    assert s.vllm_allow_runtime_lora is True
+    for name in ("VLLM_CPU_PRELOAD", "PT_HPU_ENABLE_LAZY_COLLECTIVES", "VLLM_ALLOW_RUNTIME_LORA"):
+        clean_env.setenv(name, "t")  # pydantic alone would take it
+        with pytest.raises(ConfigError, match=f"{name}='t'"):
+            load_settings(None)
+        clean_env.delenv(name)
 
 
 def test_env_file_is_read_and_exported_variables_win(
