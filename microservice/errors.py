@@ -188,6 +188,15 @@ class NoHealthyReplica(ModelServerUnreachable):
         self.retry_after = retry_after
 
 
+class AdapterUnavailable(NoHealthyReplica):
+    """No replica of the base model holds the adapter, and it cannot be loaded (no ``path``)."""
+
+
+class AdapterLoadFailed(ModelServerError):
+    """A replica could not load the adapter at run time: a wrong ``path``, a rank over the
+    replica's limit, run-time loading off. The operator's to fix: tried on no other replica."""
+
+
 class Overloaded(ServiceError):
     """Admission control: every replica is at its in-flight limit and the queue is full, or the
     request waited in it too long. Answered at once, never absorbed."""

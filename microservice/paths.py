@@ -22,3 +22,4 @@ VLLM_HEALTH = "/health"
 VLLM_MODELS = MODELS
 VLLM_METRICS = METRICS
 VLLM_TOKENIZE = "/tokenize"  # the prompt's token ids, rendered as its request would be
+VLLM_LOAD_LORA = "/v1/load_lora_adapter"  # with VLLM_ALLOW_RUNTIME_LORA_UPDATING

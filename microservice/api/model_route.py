@@ -94,7 +94,7 @@ class ModelRoute:
             max_model_len=max_model_len,
             may_stream=not (settings.llm_disable_streaming or settings.llm_output_guard_exists),
         )
-        call = replace(call, tenant=self._tenant)
+        call = replace(call, tenant=self._tenant, adapter=model.adapter)
         if settings.llm_priority_scheduling:
             send_priority(call)
         return call, max_model_len

@@ -72,7 +72,8 @@ MODEL = obj(
     ["id", "object", "created", "owned_by", "kind", "max_model_len"],
     id=STRING,
     object={"const": "model"},
-    kind={"enum": ["chat", "embedding", "rerank"]},
+    kind={"enum": ["chat", "embedding", "rerank", "adapter"]},
+    parent=STRING,  # an adapter's base model
     max_model_len={"type": ["integer", "null"]},
 )
 MODELS = obj(["object", "data"], object={"const": "list"}, data=list_of(MODEL))

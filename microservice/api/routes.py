@@ -85,8 +85,9 @@ async def models(request: Request, state: StateDep) -> Response:
             "owned_by": state.settings.llm_model_server,
             "kind": model.spec.kind,
             "max_model_len": model.info.max_model_len,
+            **({"parent": model.spec.base} if model.spec.base else {}),  # an adapter's model
         }
-        for model in state.models.all
+        for model in state.models.listed()
         if caller.key is None or caller.key.may_use(model.name)
     ]
     return _json({"object": "list", "data": data})

@@ -17,6 +17,11 @@ models:
     fallbacks: [chat-xeon]   # optional: models of the same kind that serve its requests, in
                              # order, when its replicas are all down or its waiting room refuses,
                              # or when a prompt is over its context length
+  - name: sql-team           # a LoRA adapter of a chat model: served by that model's replicas
+    kind: adapter
+    base: chat-small
+    served_model_name: sql-lora   # the adapter's name in vLLM (default: name)
+    path: /models/adapters/sql    # optional: where a replica loads it from at run time
 ```
 """
 
@@ -30,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from microservice.config.files import read_yaml
 
-ModelKind = Literal["chat", "embedding", "rerank"]
+ModelKind = Literal["chat", "embedding", "rerank", "adapter"]
 URL_PATTERN = re.compile(r"^https?://[^\s/,]+(/[^\s,]*)?$")
 
 
@@ -55,17 +60,37 @@ class ModelSpec(BaseModel):
 
     name: str = Field(min_length=1)
     kind: ModelKind = "chat"
-    endpoints: list[str]
+    endpoints: list[str] = []
     served_model_name: str = ""
     fallbacks: list[str] = []
+    base: str = ""  # an adapter's chat model
+    path: str = ""  # where an adapter is loaded from at run time (on the replica)
 
-    _endpoints = field_validator("endpoints", mode="before")(endpoint_list)
+    @field_validator("endpoints", mode="before")
+    @classmethod
+    def _endpoints(cls, value: object) -> list[str]:
+        return [] if value == [] else endpoint_list(value)
 
     @model_validator(mode="after")
-    def _served_name(self) -> ModelSpec:
+    def _check(self) -> ModelSpec:
         if not self.served_model_name:
             object.__setattr__(self, "served_model_name", self.name)
+        if self.kind == "adapter":
+            if not self.base or self.endpoints:
+                raise ValueError(
+                    f"adapter {self.name!r}: name its chat model as `base`, and no `endpoints` "
+                    "(it is served by its base model's replicas)"
+                )
+        elif self.base or self.path:
+            raise ValueError(f"model {self.name!r}: `base` and `path` are for adapters only")
+        elif not self.endpoints:
+            raise ValueError(f"model {self.name!r}: `endpoints` is required")
         return self
+
+    @property
+    def serves(self) -> ModelKind:
+        """The kind of requests it answers: an adapter answers chat's."""
+        return "chat" if self.kind == "adapter" else self.kind
 
 
 class Catalog(BaseModel):
@@ -80,22 +105,26 @@ class Catalog(BaseModel):
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise ValueError(f"model names must be unique; given more than once: {twice}")
-        kinds = {m.name: m.kind for m in self.models}
+        kinds = {m.name: m.serves for m in self.models}
+        chat = [m.name for m in self.models if m.kind == "chat"]
         for model in self.models:
+            if model.kind == "adapter" and model.base not in chat:
+                raise ValueError(
+                    f"adapter {model.name!r}: base {model.base!r} is not a chat model of the file"
+                )
             for fallback in model.fallbacks:
                 if fallback not in kinds or fallback == model.name:
                     raise ValueError(
                         f"model {model.name!r}: fallback {fallback!r} is not another of the "
                         f"models {names}"
                     )
-                if kinds[fallback] != model.kind:
+                if kinds[fallback] != model.serves:
                     raise ValueError(
                         f"model {model.name!r}: fallback {fallback!r} serves {kinds[fallback]}, "
-                        f"not {model.kind}"
+                        f"not {model.serves}"
                     )
             if len(set(model.fallbacks)) != len(model.fallbacks):
                 raise ValueError(f"model {model.name!r}: a fallback is listed twice")
-        chat = [m.name for m in self.models if m.kind == "chat"]
         if not self.default:
             object.__setattr__(self, "default", chat[0] if chat else names[0])
         elif self.default not in names:

@@ -7,7 +7,7 @@ requests that leave it out go to the catalog's default model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from microservice import paths
 from microservice.config.catalog import Catalog, ModelKind, ModelSpec
@@ -22,6 +22,7 @@ from microservice.routing.pool import ReplicaPool
 from microservice.settings import MicroserviceSettings
 from microservice.upstream.client import ModelServerClient
 from microservice.upstream.connectors import Connector
+from microservice.upstream.model_call import Adapter
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +32,7 @@ class ServedModel:
     pool: ReplicaPool
     dispatcher: Dispatcher
     health: HealthChecker
+    adapter: Adapter | None = None  # a LoRA adapter: the pool and all else are its base's
 
     @property
     def name(self) -> str:
@@ -49,7 +51,7 @@ class ServedModel:
 
 
 # What a model of each kind answers, for the error that names the route to use instead.
-ROUTES_OF: dict[ModelKind, str] = {
+ROUTES_OF: dict[str, str] = {
     "chat": f"{paths.CHAT}, {paths.COMPLETIONS} or {paths.RESPONSES}",
     "embedding": paths.EMBEDDINGS,
     "rerank": f"{paths.RERANK} or {paths.SCORE}",
@@ -69,11 +71,21 @@ class ServedModels:
     ) -> None:
         self._models: dict[str, ServedModel] = {}
         for spec in catalog.models:
+            if spec.kind == "adapter":
+                continue
             info = ModelInfo(spec.served_model_name)
             pool = ReplicaPool(settings, client, Discovery(spec.endpoints, resolver), info, metrics)
             dispatcher = Dispatcher(pool, connector, client, settings, metrics, tracing)
             health = HealthChecker(pool, info, settings.llm_health_cache_s)
             self._models[spec.name] = ServedModel(spec, info, pool, dispatcher, health)
+        self._bases = list(self._models.values())
+        for spec in catalog.models:
+            if spec.kind == "adapter":
+                base = self._models[spec.base]
+                base.info.follows_adapters = True
+                adapter = Adapter(spec.served_model_name, spec.path)
+                self._models[spec.name] = replace(base, spec=spec, adapter=adapter)
+        self._models = {spec.name: self._models[spec.name] for spec in catalog.models}
         self.default = self._models[catalog.default]
         # A request that names no model: the default, or the first model of the route's kind.
         self._defaults = {m.spec.kind: m for m in reversed(self._models.values())}
@@ -83,22 +95,46 @@ class ServedModels:
     def all(self) -> list[ServedModel]:
         return list(self._models.values())
 
+    def listed(self) -> list[ServedModel]:
+        """Every model a request may name: the catalog's, and the adapters the replicas of its
+        chat models hold that it does not name."""
+        found = {
+            name: served
+            for base in self._bases
+            if base.spec.kind == "chat"
+            for replica in base.pool.replicas
+            for name in sorted(replica.adapters)
+            if name not in self._models and (served := self._discovered(name)) is not None
+        }
+        return [*self._models.values(), *found.values()]
+
+    def _discovered(self, name: str) -> ServedModel | None:
+        """An adapter that a chat model's replicas hold (VLLM_LORA_MODULES) but the models file
+        does not name: served as if it did, without a path to load it elsewhere."""
+        for base in self._bases:
+            if base.spec.kind == "chat" and any(name in r.adapters for r in base.pool.replicas):
+                spec = ModelSpec(name=name, kind="adapter", base=base.name, served_model_name=name)
+                return replace(base, spec=spec, adapter=Adapter(name))
+        return None
+
     def get(self, name: object, kind: ModelKind) -> ServedModel:
         """The model a request names (the default when it names none), checked for the
         route's kind: 404 ``model_not_found`` or 400 ``model_not_supported``."""
         if name is None or name == "":
             served = self._defaults.get(kind, self.default)
-        elif not isinstance(name, str) or name not in self._models:
+        elif isinstance(name, str) and name in self._models:
+            served = self._models[name]
+        elif isinstance(name, str) and (found := self._discovered(name)) is not None:
+            served = found
+        else:
             raise ModelNotFound(
                 f"The model `{name}` does not exist; served: {', '.join(self._models)}",
                 param="model",
             )
-        else:
-            served = self._models[name]
-        if served.spec.kind != kind:
+        if served.spec.serves != kind:
             raise WrongModelKind(
                 f"the model `{served.name}` is a {served.spec.kind} model: use "
-                f"{ROUTES_OF[served.spec.kind]}",
+                f"{ROUTES_OF[served.spec.serves]}",
                 param="model",
             )
         return served
@@ -108,9 +144,9 @@ class ServedModels:
         return [served, *(self._models[name] for name in served.spec.fallbacks)]
 
     async def start(self) -> None:
-        for model in self._models.values():
+        for model in self._bases:
             await model.pool.start()
 
     async def stop(self) -> None:
-        for model in self._models.values():
+        for model in self._bases:
             await model.pool.stop()

@@ -20,6 +20,7 @@ from opentelemetry.trace import Span
 from microservice.errors import (
     ModelServerError,
     ModelServerFailed,
+    ModelServerRejected,
     ModelServerStalled,
     ModelServerUnreachable,
     NoHealthyReplica,
@@ -27,6 +28,7 @@ from microservice.errors import (
 from microservice.observability import audit
 from microservice.observability.tracing import Tracing
 from microservice.relay.push import BatchConsumer
+from microservice.routing.adapters import AdapterLoads
 from microservice.routing.metrics import RoutingMetrics
 from microservice.routing.pool import ReplicaPool
 from microservice.routing.prompt_tokens import prompt_token_ids
@@ -66,6 +68,7 @@ class Dispatcher:
         self._stream_stall_s = settings.llm_stream_stall_s
         self._metrics = metrics
         self._tracing = tracing
+        self._adapters = AdapterLoads(client, metrics)
 
     def _attempt(self, call: ModelCall, replica: Replica) -> tuple[ModelCall, Span]:
         """One try on one replica: its own trace span, which vLLM's spans hang under."""
@@ -81,16 +84,29 @@ class Dispatcher:
         once more), the last failure stands: one replica behaves as it always did."""
         with self._tracing.span("queue wait"):
             if last is None:
-                return await self._pool.acquire(call, tried)
-            try:
                 replica = await self._pool.acquire(call, tried)
-            except NoHealthyReplica:
-                raise last from None
-        self._metrics.retries.inc()
+            else:
+                try:
+                    replica = await self._pool.acquire(call, tried)
+                except NoHealthyReplica:
+                    raise last from None
+                self._metrics.retries.inc()
+        if call.adapter is not None and call.adapter.name not in replica.adapters:
+            try:
+                with self._tracing.span("adapter load"):
+                    await self._adapters.ensure(replica, call.adapter)
+            except BaseException:
+                self._pool.release(replica)
+                raise
         return replica
 
-    def _failed(self, replica: Replica, error: ModelServerError, tried: set[str]) -> None:
+    def _failed(
+        self, call: ModelCall, replica: Replica, error: ModelServerError, tried: set[str]
+    ) -> None:
         self._pool.failed(replica, error)
+        gone = isinstance(error, ModelServerRejected) and error.status == 404
+        if call.adapter is not None and gone:  # the adapter left the replica since its check
+            replica.adapters = replica.adapters - {call.adapter.name}
         if not retryable(error):
             raise error
         tried.add(replica.url)
@@ -121,7 +137,7 @@ class Dispatcher:
                     span.set_attribute("error", error.message)
                 self._end_try(replica, span, guard)
             assert error is not None
-            self._failed(replica, error, tried)
+            self._failed(call, replica, error, tried)
             last = error
         assert last is not None
         raise last
@@ -188,7 +204,7 @@ class Dispatcher:
                 return OpenedStream(replica, chunks, first, guard, finished)
             span.set_attribute("error", error.message)
             self._end_try(replica, span, guard)
-            self._failed(replica, error, tried)
+            self._failed(call, replica, error, tried)
             last = error
         assert last is not None
         raise last

@@ -106,7 +106,10 @@ class KvEventIndex:
     async def prompt_blocks(
         self, call: ModelCall, replicas: Sequence[Replica]
     ) -> PromptBlocks | None:
-        """The prompt in vLLM's blocks, when a replica's events can be asked for them."""
+        """The prompt in vLLM's blocks, when a replica's events can be asked for them. Not for
+        a LoRA adapter's prompt: vLLM hashes its blocks with the adapter's name."""
+        if call.adapter is not None:
+            return None
         sizes = {r.url: v.block_size for r in replicas if (v := self.live(r.url)) and v.block_size}
         if not sizes:
             return None

@@ -113,6 +113,13 @@ class RoutingMetrics:
             "Prompt blocks the replica's own KV-cache events say it holds; absent while they "
             "are not followed (the replica is then routed by the approximate index).",
         )
+        self.adapter_loads = Counter(
+            "llm_usvc_adapter_loads",
+            "LoRA adapters loaded on a replica at run time, by adapter and outcome (`loaded`, "
+            "`failed`).",
+            ["adapter", "outcome"],
+            registry=registry,
+        )
         self.sent = MetricChildren(self.requests)  # per request: by replica
         self.decided = MetricChildren(self.decisions)
         self.in_flight_of = MetricChildren(self.in_flight)

@@ -17,6 +17,7 @@ class ModelInfo:
         self.model = model
         self._max_model_len: int | None = None
         self.known = False
+        self.follows_adapters = False  # the catalog names adapters of it: probes list them
 
     @property
     def max_model_len(self) -> int | None:

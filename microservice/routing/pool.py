@@ -19,6 +19,7 @@ from microservice.errors import (
     NoHealthyReplica,
 )
 from microservice.observability.logs import get_logger
+from microservice.routing.adapters import serving
 from microservice.routing.discovery import Discovery
 from microservice.routing.kv_event_index import KvEventIndex
 from microservice.routing.metrics import RoutingMetrics, key_label
@@ -167,15 +168,19 @@ class ReplicaPool:
         answering = [r for r in healthy if r.answering(now, interval)]
         return answering or healthy
 
+    def _serving(self, call: ModelCall, exclude: set[str]) -> list[Replica]:
+        """The routable replicas that can answer the call (its adapter's, ``adapters``)."""
+        return serving(self._routable(exclude), call.adapter, self._retry_after)
+
     async def acquire(self, call: ModelCall, exclude: set[str]) -> Replica:
         """A healthy replica with a free slot, its in-flight count taken; waits in the room
         when all are full. NoHealthyReplica (503) or Overloaded (429) otherwise. With nothing
         routable, every replica is checked at once first, so a replica that just came up is
         used without waiting for its next probe."""
-        routable = self._routable(exclude)
+        routable = self._serving(call, exclude)
         if not routable:
             await self.check_now()
-            routable = self._routable(exclude)
+            routable = self._serving(call, exclude)
         loop = asyncio.get_running_loop()
         start = loop.time()
         deadline = start + self._room.timeout_s
@@ -200,7 +205,7 @@ class ReplicaPool:
             again = place is not None
             place = place or self._room.place(tenant)
             await self._room.wait(place, deadline, again=again)
-            routable = self._routable(exclude)
+            routable = self._serving(call, exclude)
 
     def release(self, replica: Replica) -> None:
         replica.in_flight -= 1

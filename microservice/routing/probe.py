@@ -1,8 +1,10 @@
 """One check of one replica: is it up, does it serve our model, how loaded is it.
 
 ``/health`` first (vLLM answers 200 only once the model is loaded); ``/v1/models`` when the
-replica (re)joins, to check it serves our model and learn the context length; ``/metrics`` for
-its load. The reasons are the operator's: they appear as they are in ``/v1/health_check``.
+replica (re)joins, to check it serves our model and learn the context length, and on every
+check while it holds LoRA adapters or the models file names some (they come and go);
+``/metrics`` for its load. The reasons are the operator's: they appear as they are in
+``/v1/health_check``.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ async def probe(
         if health.status != 200:
             replica.mark_down(f"model server is not ready (health {health.status})")
             return
-        if not replica.healthy:
-            reason, wrong_model = await _serves_model(client, url, info, limit_s)
+        if not replica.healthy or info.follows_adapters or replica.adapters:
+            reason, wrong_model = await _serves_model(client, replica, info, limit_s)
             if reason is not None:
                 replica.mark_down(reason, wrong_model=wrong_model)
                 return
@@ -71,22 +73,24 @@ async def _health(client: ModelServerClient, url: str, limit_s: float) -> Reply:
 
 
 async def _serves_model(
-    client: ModelServerClient, url: str, info: ModelInfo, limit_s: float
+    client: ModelServerClient, replica: Replica, info: ModelInfo, limit_s: float
 ) -> tuple[str | None, bool]:
-    """(None, False) when the replica serves our model (its context length is learned); else
-    why not, and whether it is up but serves other models."""
-    models = await client.get(url, paths.VLLM_MODELS, limit_s)
+    """(None, False) when the replica serves our model (its context length and the adapters it
+    holds are learned); else why not, and whether it is up but serves other models."""
+    models = await client.get(replica.url, paths.VLLM_MODELS, limit_s)
     if models.status != 200:
         return f"model server lists no models (status {models.status})", False
     try:
         listed = orjson.loads(models.body)
         entry = find_model(listed, info.model)
         served = sorted(str(m["id"]) for m in listed["data"])
+        adapters = frozenset(str(m["id"]) for m in listed["data"] if m.get("parent") == info.model)
     except (ValueError, KeyError, TypeError):  # orjson's decode error is a ValueError too
         return "model server answered /v1/models with an unexpected body", False
     if entry is None:
         return f"model {info.model!r} is not served (served: {served})", True
     info.learn(entry)
+    replica.adapters = adapters
     return None, False
 
 

@@ -101,6 +101,7 @@ class Replica:
     slow_checks: int = 0  # checks in a row that timed out
     heard_at: float = 0.0  # monotonic time it last answered anything: a check, a request, a chunk
     quiet_since: float | None = None  # a check began then and nothing was heard since
+    adapters: frozenset[str] = frozenset()  # the LoRA adapters it lists (its /v1/models)
 
     def heard(self, now: float) -> None:
         """It answered something: a check, a request, a stream's chunk (passive health)."""

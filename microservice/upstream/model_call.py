@@ -34,6 +34,15 @@ ANYONE = Tenant()
 
 
 @dataclass(frozen=True, slots=True)
+class Adapter:
+    """The LoRA adapter a call asks for: its name in vLLM, and where a replica may load it from
+    at run time (``""``: only replicas started with it serve it)."""
+
+    name: str
+    path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ModelCall:
     """A request for one of vLLM's OpenAI paths: its JSON body (``model`` set to the served
     one, and for streams ``stream_options.include_usage``), our request id, the client's
@@ -46,6 +55,7 @@ class ModelCall:
     path: str = paths.CHAT
     trace_headers: dict[str, str] | None = None
     tenant: Tenant = ANYONE
+    adapter: Adapter | None = None  # routed to a replica that holds it, loaded there if need be
 
     @property
     def stream(self) -> bool:

@@ -44,7 +44,15 @@ models:
     ("text", "says"),
     [
         ("models: []", "models: List should have at least 1 item"),
-        ("models: [{name: a}]", "models.0.endpoints: Field required"),
+        ("models: [{name: a}]", "model 'a': `endpoints` is required"),
+        ("models: [{name: a, kind: adapter}]", "adapter 'a': name its chat model as `base`"),
+        (
+            "models: [{name: a, endpoints: 'http://x'}, {name: s, kind: adapter, base: a, "
+            "endpoints: 'http://y'}]",
+            "and no `endpoints`",
+        ),
+        ("models: [{name: a, kind: adapter, base: b}]", "base 'b' is not a chat model"),
+        ("models: [{name: a, endpoints: 'http://x', base: b}]", "for adapters only"),
         ("models: [{name: a, endpoints: 'ftp://x'}]", "is not a base URL"),
         ("models: [{name: a, endpoints: 'http://x', kind: image}]", "models.0.kind"),
         ("models: [{name: a, endpoints: 'http://x', extra: 1}]", "models.0.extra"),
@@ -86,7 +94,7 @@ def test_settings_stop_on_a_bad_models_file(tmp_path: Path, clean_env: pytest.Mo
         load_settings()
     message = str(caught.value)
     assert message.startswith("invalid configuration: LLM_MODELS_FILE=")
-    assert str(path) in message and "endpoints: Field required" in message
+    assert str(path) in message and "`endpoints` is required" in message
     assert "\n" not in message
 
 

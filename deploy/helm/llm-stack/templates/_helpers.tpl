@@ -107,6 +107,9 @@ http://{{ include "llm-stack.vllm" . }}.{{ .Release.Namespace }}.svc.cluster.loc
 {{- if and .Values.vllm.kvEventsPort (eq (int .Values.vllm.kvEventsPort) (int .Values.vllm.port)) }}
 {{- fail "vllm.kvEventsPort is vllm.port too: the KV-cache events need a port of their own" }}
 {{- end }}
+{{- if and .Values.vllm.lora.adapters (not .Values.vllm.lora.existingClaim) }}
+{{- fail "vllm.lora.adapters needs vllm.lora.existingClaim (the claim holding their folders, mounted at /adapters)" }}
+{{- end }}
 {{- if and .Values.ingress.enabled (not .Values.ingress.host) }}
 {{- fail "ingress.enabled=true needs ingress.host" }}
 {{- end }}
