@@ -133,8 +133,8 @@ class ServedModels:
             )
         if served.spec.serves != kind:
             raise WrongModelKind(
-                f"the model `{served.name}` is a {served.spec.kind} model: use "
-                f"{ROUTES_OF[served.spec.serves]}",
+                f"the model `{served.name}` ({served.spec.kind}) does not answer this route: "
+                f"use {ROUTES_OF[served.spec.serves]}",
                 param="model",
             )
         return served
