@@ -56,7 +56,7 @@ def test_non_json_and_oversized_bodies(usvc: Server) -> None:
     url = usvc.base_url + "/v1/chat/completions"
     assert_error(httpx.post(url, content=b"{not json", timeout=10), 400, "not valid JSON")
     assert_error(httpx.post(url, content=b"[1, 2]", timeout=10), 422, "JSON object")
-    huge = {"messages": {"user": "x" * 1_100_000}}
+    huge = {"messages": {"user": "x" * 8_500_000}}  # over the 8 MiB LLM_MAX_BODY_BYTES
     assert_error(httpx.post(url, json=huge, timeout=10), 413, "limit")
 
 
