@@ -5,7 +5,6 @@ caller's key and the token metric."""
 from __future__ import annotations
 
 import time
-from functools import partial
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -52,7 +51,7 @@ async def answer(
             on_usage=on_usage,
             ttft=service.metrics.first_token(shape.form, "true"),
             start=start,
-            on_end=partial(admission.settle, None),
+            on_end=admission.keep,  # after vLLM's usage, if any: a no-op then
         )
         response = await start_stream(events, watch)
         audit.first_byte()

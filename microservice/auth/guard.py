@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from functools import partial
+from typing import Literal
 
 from prometheus_client import CollectorRegistry
 
-from microservice.auth.admission import Admission
+from microservice.auth.admission import KEPT, Admission
 from microservice.auth.budgets import BudgetUse
 from microservice.auth.keys import ApiKey
 from microservice.auth.limiter_choice import make_limiter
@@ -84,15 +85,21 @@ class Guard:
         self._metrics.requests.labels(key.name).inc()
         return Admission(verdict.headers, partial(self._settle, key, verdict.ticket))
 
-    def _settle(self, key: ApiKey, ticket: Ticket | None, usage: Usage | None) -> None:
+    def _settle(
+        self, key: ApiKey, ticket: Ticket | None, usage: Usage | Literal["kept"] | None
+    ) -> None:
         """A request's end: its usage into the key's metrics, and the difference to its
-        reservation into its counts (in the background: the answer never waits for Redis)."""
-        if usage is not None:
+        reservation into its counts (in the background: the answer never waits for Redis);
+        ``KEPT`` counts the whole reservation as used (``Admission.keep``)."""
+        if isinstance(usage, Usage):
             self._metrics.prompt_tokens.labels(key.name).inc(usage.prompt_tokens)
             self._metrics.completion_tokens.labels(key.name).inc(usage.completion_tokens)
         if ticket is None:
             return
-        used = usage.prompt_tokens + usage.completion_tokens if usage is not None else 0
+        if usage == KEPT:
+            used = ticket.tokens
+        else:
+            used = usage.prompt_tokens + usage.completion_tokens if usage is not None else 0
         task = asyncio.get_running_loop().create_task(self._settle_counts(key, ticket, used))
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
