@@ -22,11 +22,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from microservice.api.error_answers import error_response
-from microservice.api.request_context import CLIENT_GONE
 from microservice.api.routes import MODEL_ROUTES
 from microservice.errors import ServiceError
 from microservice.relay.client_socket import SERVER_SEND
-from microservice.relay.disconnect import ClientGone
+from microservice.relay.disconnect import CLIENT_GONE, ClientGone
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 

@@ -21,8 +21,7 @@ from microservice.observability.audit_log import AuditLog
 from microservice.observability.logs import get_logger, request_id_var
 from microservice.observability.metrics import Metrics
 from microservice.observability.tracing import Tracing
-
-CLIENT_GONE = "client_gone"  # in the request's state: the client left before the answer
+from microservice.relay.disconnect import CLIENT_GONE
 
 HEADER = b"x-request-id"
 # Printable, no spaces, bounded: it is logged and forwarded, so it must not carry injections.
@@ -78,8 +77,8 @@ class RequestContext:
                 await self.app(scope, receive, send_with_id)
                 span.set_attribute("http.response.status_code", status)
         finally:
-            if status == 0:  # 499: the client left first (nginx's code); else an error
-                status = 499 if state.get(CLIENT_GONE) else 500
+            if status == 0 or state.get(CLIENT_GONE):  # 499: the client left first (nginx's
+                status = 499 if state.get(CLIENT_GONE) else 500  # code), before or mid-stream
             elapsed = time.perf_counter() - start
             self.metrics.in_flight.dec()
             self.metrics.answered(route, str(status)).inc()
@@ -113,7 +112,7 @@ class RequestContext:
     def _write_audit(self, record: audit.AuditRecord, status: int, elapsed: float) -> None:
         """The line of a finished request: a client gone mid-stream is a 499 after its 200; a
         failure no handler answered is the 500 uvicorn sends."""
-        record.status = 499 if record.client_gone else status
+        record.status = status
         if record.status == 500 and record.error_type is None:
             record.error_type = "internal_error"
         record.latency_ms = round(elapsed * 1000, 2)

@@ -56,7 +56,6 @@ class AuditRecord:
     form: str | None = None
     stream: bool = False
     status: int = 0
-    client_gone: bool = False
     error_type: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
@@ -165,13 +164,6 @@ def failed(error_type: str) -> None:
     record = _record.get()
     if record is not None:
         record.error_type = error_type
-
-
-def client_left() -> None:
-    """The client went away while its stream was under way: the line says 499."""
-    record = _record.get()
-    if record is not None:
-        record.client_gone = True
 
 
 def counting(hook: Callable[[UsageT], None]) -> Callable[[UsageT], None]:

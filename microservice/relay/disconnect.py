@@ -13,6 +13,9 @@ from starlette.types import Message, Receive
 from microservice.aio.task_cancel import TaskCancel
 
 T = TypeVar("T")
+# Set in the request's state when the client left before its answer ended (before it began, or
+# in the middle of a stream): the access line, the metrics and the audit line then say 499.
+CLIENT_GONE = "client_gone"
 
 
 class ClientGone(Exception):

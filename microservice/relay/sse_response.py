@@ -19,7 +19,7 @@ from microservice.errors import ServiceError, sse_error_event
 from microservice.observability import audit
 from microservice.observability.logs import get_logger
 from microservice.relay.client_socket import ClientSocket
-from microservice.relay.disconnect import DisconnectWatch
+from microservice.relay.disconnect import CLIENT_GONE, DisconnectWatch
 from microservice.relay.push import Consumer
 
 DONE_EVENT = b"data: [DONE]\n\n"
@@ -76,7 +76,7 @@ class SSEResponse(Response):
         except asyncio.CancelledError:
             if not watch.cancel.took_back():
                 raise
-            audit.client_left()
+            scope.setdefault("state", {})[CLIENT_GONE] = True
         finally:
             watch.stop()
             await self._events.aclose()

@@ -62,9 +62,13 @@ async def test_a_client_gone_in_the_middle_of_its_stream_is_a_499_line(tmp_path:
             async for _ in answer.aiter_raw():
                 break  # the first event came: hang up
         await until(lambda: upstream.closed > 0, 1)
+        metrics = (await client.get("/metrics")).text
     [line] = lines_of(log)
     assert line["status"] == 499 and line["stream"] is True and len(line["replicas"]) == 1
     assert line["ttft_ms"] is not None
+    # the access metric says the same, not the 200 its first byte carried
+    assert 'llm_usvc_requests_total{route="/v1/chat/completions",status="499"} 1.0' in metrics
+    assert 'llm_usvc_requests_total{route="/v1/chat/completions",status="200"}' not in metrics
 
 
 def test_a_file_rotates_by_size_and_keeps_its_backups(tmp_path: Path) -> None:
