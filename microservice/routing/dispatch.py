@@ -80,8 +80,10 @@ class Dispatcher:
     async def _replica(
         self, call: ModelCall, tried: set[str], last: ModelServerError | None
     ) -> Replica:
-        """The next replica. On a retry with no other replica left (after checking them all
-        once more), the last failure stands: one replica behaves as it always did."""
+        """The next replica, holding the call's adapter (loaded there first if need be). On a
+        retry with no other replica left (after checking them all once more), the last failure
+        stands: one replica behaves as it always did. A replica that could not be reached to
+        load the adapter counts as a failed try."""
         with self._tracing.span("queue wait"):
             if last is None:
                 replica = await self._pool.acquire(call, tried)
@@ -91,13 +93,20 @@ class Dispatcher:
                 except NoHealthyReplica:
                     raise last from None
                 self._metrics.retries.inc()
-        if call.adapter is not None and call.adapter.name not in replica.adapters:
-            try:
-                with self._tracing.span("adapter load"):
-                    await self._adapters.ensure(replica, call.adapter)
-            except BaseException:
-                self._pool.release(replica)
+        if call.adapter is None or call.adapter.name in replica.adapters:
+            return replica
+        try:
+            with self._tracing.span("adapter load"):
+                await self._adapters.ensure(replica, call.adapter)
+        except ModelServerError as error:
+            self._pool.release(replica)
+            if not retryable(error):  # the adapter's own failure: no replica would load it
                 raise
+            self._failed(call, replica, error, tried)
+            return await self._replica(call, tried, error)
+        except BaseException:
+            self._pool.release(replica)
+            raise
         return replica
 
     def _failed(

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from prometheus_client import CollectorRegistry
@@ -22,6 +24,8 @@ from microservice.routing.probe import probe
 from microservice.routing.replica import Replica
 from microservice.upstream.client import Reply
 from microservice.upstream.model_call import Adapter
+from tests.unit.microservice.standin_model_server import MODEL, StandinModelServer, completion
+from tests.unit.microservice.standin_model_server import microservice as standin_microservice
 
 BASE = "org/base"
 
@@ -120,3 +124,37 @@ def test_the_models_file_names_adapters_of_a_chat_model() -> None:
     )
     sql = catalog.models[1]
     assert catalog.default == "chat" and sql.serves == "chat" and sql.served_model_name == "sql"
+
+
+async def test_a_replica_unreachable_for_the_load_passes_it_to_another(tmp_path: Path) -> None:
+    """Replica A (preferred: B's engine has a queue) stops answering after its first check; the
+    adapter's load moves to B, which serves the request; A leaves the rotation."""
+    a, b = "http://replica-a:8000", "http://replica-b:8000"
+    models = [{"id": MODEL, "max_model_len": 512}]
+
+    def answer(body: dict[str, Any]) -> httpx.Response:
+        if "lora_name" in body:
+            return httpx.Response(200, text=f"Success: LoRA adapter '{body['lora_name']}' added")
+        return httpx.Response(200, json=completion("adapted", 2))
+
+    standins = {
+        a: StandinModelServer(chat=answer, models=models),
+        b: StandinModelServer(chat=answer, models=models, waiting=3),
+    }
+    path = tmp_path / "models.yaml"
+    path.write_text(
+        f"models:\n  - {{name: base, endpoints: [{a}, {b}], served_model_name: {MODEL}}}\n"
+        "  - {name: team, kind: adapter, base: base, path: /adapters/team}\n"
+    )
+    async with standin_microservice(standins, llm_models_file=str(path)) as client:
+        before = (await client.get("/v1/health_check")).json()["models"]["team"]["replicas"]
+        assert [r["healthy"] for r in before] == [True, True]  # both checked once
+        standins[a].refuse = True
+        body = {"model": "team", "messages": [{"role": "user", "content": "hi"}]}
+        reply = await client.post("/v1/chat/completions", json=body)
+        health = (await client.get("/v1/health_check")).json()
+    assert reply.status_code == 200, reply.text
+    assert [r.get("lora_name") for r in standins[b].received] == ["team", None]
+    assert standins[b].received[1]["model"] == "team"
+    replicas = {r["address"]: r["healthy"] for r in health["models"]["team"]["replicas"]}
+    assert replicas == {a: False, b: True}
