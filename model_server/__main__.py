@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     token = settings.hf_token.get_secret_value() if settings.hf_token else None
     try:
         model_source.check(settings.llm_vllm_model_name, settings.hf_home, token)
+        for module in settings.lora_modules:
+            model_source.check_adapter(module.name, module.path)
     except model_source.ModelUnavailable as error:
         print(f"model_server: {error}", file=sys.stderr)
         return 2

@@ -3,8 +3,8 @@ their own (a request's ``model``), listed at start or loaded at run time.
 
 Only the form of ``VLLM_LORA_MODULES`` is checked here, not that each path exists: the launcher
 validates these settings on the host, where the adapters of a container live in a volume it
-does not see (``/data``), and vLLM also takes a Hugging Face repo id as a path. vLLM refuses to
-start when a listed adapter cannot be loaded.
+does not see (``/data``), and vLLM also takes a Hugging Face repo id as a path. The model server
+checks the local folders just before it starts vLLM (``model_source.check_adapter``).
 """
 
 from __future__ import annotations
@@ -61,9 +61,9 @@ class LoraSettings(BaseSettings):
         "model with that adapter, and `/v1/models` lists it with the base model as `parent`. "
         "A path is an adapter folder (peft's `adapter_config.json` and "
         "`adapter_model.safetensors`) as vLLM sees it, in the container e.g. under `/data`, or "
-        "a Hugging Face repo id; only the form is checked at start, and vLLM stops at start "
-        "when an adapter cannot be loaded. Keep the folders in place while vLLM runs: it reads "
-        "an adapter again whenever one is swapped back in. Unset: no adapters.",
+        "a Hugging Face repo id. The model server stops, just before starting vLLM, when a "
+        "local folder has no `adapter_config.json`. Keep the folders in place while vLLM runs: "
+        "it reads an adapter again whenever one is swapped back in. Unset: no adapters.",
     )
     vllm_max_loras: int | None = Field(
         None,

@@ -1,4 +1,5 @@
-"""Before vLLM starts: is the model on disk, or can it be downloaded?
+"""Before vLLM starts: is the model on disk, or can it be downloaded? Are the LoRA adapters
+listed at start in their folders?
 
 Without this, a model that is neither (a typo, a host without model-hub access) ends in a
 30-line transformers traceback minutes into start-up. Here it is one line naming the model,
@@ -125,3 +126,21 @@ def check(
     problem = hub_problem(name, env.get("HF_ENDPOINT") or DEFAULT_ENDPOINT, token, timeout_s)
     if problem is not None:
         raise ModelUnavailable(_one_line(name, str(cache), problem))
+
+
+ADAPTER_CONFIG = "adapter_config.json"  # every peft adapter folder has one
+
+
+def check_adapter(name: str, path: str) -> None:
+    """Return if a LoRA adapter listed at start can be loaded from ``path``; else raise
+    ModelUnavailable with one line. A local folder must hold peft's adapter_config.json (vLLM
+    would fail only after loading the model, with the path redacted); a hub id is left to vLLM."""
+    if not is_local_path(path):
+        return
+    folder = Path(path).expanduser().absolute()
+    if not (folder / ADAPTER_CONFIG).is_file():
+        where = "does not exist" if not folder.exists() else f"has no {ADAPTER_CONFIG}"
+        raise ModelUnavailable(
+            f"VLLM_LORA_MODULES: the adapter {name!r} cannot be loaded: {folder} {where} "
+            "(a peft adapter folder, as vLLM sees it)"
+        )

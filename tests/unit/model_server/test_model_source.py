@@ -19,7 +19,13 @@ from typing import ClassVar
 import pytest
 
 from harness.processes import REPO_ROOT, free_port
-from model_server.model_source import DEMO_COMMAND, ModelUnavailable, check, is_local_path
+from model_server.model_source import (
+    DEMO_COMMAND,
+    ModelUnavailable,
+    check,
+    check_adapter,
+    is_local_path,
+)
 
 HUB_ID = "example-org/example-model"
 
@@ -227,3 +233,40 @@ def test_dry_run_looks_nothing_up(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert f"--model {HUB_ID}" in result.stdout
+
+
+def test_adapter_folders_are_checked_and_hub_ids_left_to_vllm(tmp_path: Path) -> None:
+    (tmp_path / "good").mkdir()
+    (tmp_path / "good" / "adapter_config.json").write_text("{}")
+    (tmp_path / "empty").mkdir()
+    check_adapter("good", str(tmp_path / "good"))
+    check_adapter("hub", "org/some-adapter")
+    for name, says in (("empty", "has no adapter_config.json"), ("gone", "does not exist")):
+        with pytest.raises(ModelUnavailable) as caught:
+            check_adapter(name, str(tmp_path / name))
+        assert str(caught.value) == (
+            f"VLLM_LORA_MODULES: the adapter {name!r} cannot be loaded: {tmp_path / name} "
+            f"{says} (a peft adapter folder, as vLLM sees it)"
+        )
+
+
+def test_the_launcher_stops_on_a_missing_adapter_folder_before_vllm(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    result = subprocess.run(
+        [sys.executable, "-m", "model_server"],
+        env=launcher_env(
+            tmp_path, LLM_VLLM_MODEL_NAME=str(model), VLLM_LORA_MODULES=f"sql={tmp_path}/sql"
+        ),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"model_server: VLLM_LORA_MODULES: the adapter 'sql' cannot be loaded: {tmp_path}/sql "
+        "does not exist (a peft adapter folder, as vLLM sees it)"
+    ]
