@@ -53,7 +53,7 @@ async def answer(
             start=start,
             on_end=admission.keep,  # after vLLM's usage, if any: a no-op then
         )
-        response = await start_stream(events, watch)
+        response = await start_stream(events, watch, shape.end_event)
         audit.first_byte()
         return response
     except BaseException:

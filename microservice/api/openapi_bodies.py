@@ -98,18 +98,13 @@ CHAT_STREAM = _stream("chat.completion.chunk", {"pattern": "^['\"]"})  # OPEA: r
 COMPLETION_STREAM = _stream("text_completion")
 # A Responses API event: its type on an `event:` line and in its JSON data.
 RESPONSE_EVENT = obj(["type"], type=STRING)
-RESPONSE_STREAM = obj(
+RESPONSE_STREAM = obj(  # no [DONE]: its last event (response.completed...) ends it
     ["data"],
     event=STRING,
     data={
-        "anyOf": [
-            {"const": "[DONE]"},
-            {
-                "pattern": "^\\{",
-                "contentMediaType": JSON,
-                "contentSchema": {"anyOf": [RESPONSE_EVENT, ERROR]},
-            },
-        ]
+        "pattern": "^\\{",
+        "contentMediaType": JSON,
+        "contentSchema": {"anyOf": [RESPONSE_EVENT, ERROR]},
     },
 )
 

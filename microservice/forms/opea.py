@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from microservice.errors import ModelServerFailed
 from microservice.forms.budget import refuse_over_context
 from microservice.forms.sampling import Sampling
+from microservice.relay.sse_response import DONE_EVENT
 from microservice.upstream.model_call import Completion, ModelCall, RequestIds
 
 # The OPEA component's LLMParamsDoc defaults, kept: clients that send only messages get the same.
@@ -95,6 +96,7 @@ class OpeaAnswer:
     output_guardrail_params: Any
     form: str = "opea"
     keep_usage_chunk: bool = False
+    end_event: bytes = DONE_EVENT
 
     def body(self, completion: Completion) -> bytes:
         return orjson.dumps(

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from microservice import paths
 from microservice.forms.budget import refuse_over_context
 from microservice.forms.sampling import Sampling
+from microservice.relay.sse_response import DONE_EVENT
 from microservice.upstream.model_call import Completion, ModelCall, RequestIds
 
 # A prompt or embedding input: text, texts, token ids, or lists of token ids.
@@ -29,6 +30,7 @@ class PassThrough:
 
     form: str
     keep_usage_chunk: bool = False
+    end_event: bytes = DONE_EVENT
 
     def body(self, completion: Completion) -> bytes:
         return completion.raw

@@ -20,10 +20,13 @@ from microservice.upstream.model_call import Completion, ModelCall, RequestIds
 @dataclass(frozen=True, slots=True)
 class ResponsesAnswer:
     """vLLM's response as it came; each stream event with its ``event:`` line. Its last event
-    carries the usage, and always reaches the client."""
+    carries the usage, always reaches the client, and ends the stream: no ``data: [DONE]``
+    follows, as neither OpenAI nor vLLM sends one (clients that parse each data line as JSON
+    would fail on it)."""
 
     form: str = "responses"
     keep_usage_chunk: bool = True
+    end_event: bytes = b""
 
     def body(self, completion: Completion) -> bytes:
         return completion.raw

@@ -24,6 +24,12 @@ class AnswerShape(Protocol):
         """The client asked for the stream's usage chunk (vLLM is always asked for it)."""
         ...
 
+    @property
+    def end_event(self) -> bytes:
+        """What ends the client's stream after its last event: ``data: [DONE]``, or nothing
+        where the form's last event says it is the last (the Responses API)."""
+        ...
+
     def body(self, completion: Completion) -> bytes:
         """The JSON body of a non-streaming answer."""
         ...

@@ -1,7 +1,8 @@
 """The client's stream: server-sent events that always end cleanly.
 
-- A stream ends with ``data: [DONE]``; a failure after the first byte becomes an in-band error
-  event first, never a silently cut stream.
+- A stream ends with its form's end event (``data: [DONE]``, none for the Responses API); a
+  failure after the first byte becomes an in-band error event first, never a silently cut
+  stream.
 - Failures before the first event are HTTP errors: ``start_stream`` waits for it.
 - When the client goes away, the events' iterator is closed, which closes the call to vLLM and
   makes vLLM abort the generation.
@@ -41,6 +42,7 @@ class SSEResponse(Response):
         first: bytes,
         events: AsyncGenerator[bytes, Consumer | None],
         watch: DisconnectWatch,
+        end: bytes = DONE_EVENT,
     ) -> None:
         self.status_code = 200
         self.media_type = "text/event-stream"
@@ -49,16 +51,17 @@ class SSEResponse(Response):
         self._first = first
         self._events = events
         self._watch = watch
+        self._end = end
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """The events as they come; a failure adds an error event; [DONE] always ends it, in
-        the last send."""
+        """The events as they come; a failure adds an error event; the end event always ends
+        it, in the last send."""
         watch = self._watch
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             if self._first:
                 await send({"type": "http.response.body", "body": self._first, "more_body": True})
-            last = DONE_EVENT
+            last = self._end
             socket = ClientSocket.of(scope)
             offer = socket.write if socket is not None else None
             try:
@@ -71,7 +74,7 @@ class SSEResponse(Response):
             except ServiceError as error:
                 get_logger().warning("stream failed", extra={"fields": {"error": error.message}})
                 audit.failed(error.error_type)
-                last = sse_error_event(error) + DONE_EVENT
+                last = sse_error_event(error) + self._end
             await send({"type": "http.response.body", "body": last, "more_body": False})
         except asyncio.CancelledError:
             if not watch.cancel.took_back():
@@ -83,7 +86,7 @@ class SSEResponse(Response):
 
 
 async def start_stream(
-    events: AsyncGenerator[bytes, Consumer | None], watch: DisconnectWatch
+    events: AsyncGenerator[bytes, Consumer | None], watch: DisconnectWatch, end: bytes = DONE_EVENT
 ) -> SSEResponse:
     """Wait for the first event, so that failures before any byte become HTTP errors; a client
     gone meanwhile is ``ClientGone``. The response takes the watch over."""
@@ -92,4 +95,4 @@ async def start_stream(
     except BaseException:
         await events.aclose()
         raise
-    return SSEResponse(first, events, watch)
+    return SSEResponse(first, events, watch, end)

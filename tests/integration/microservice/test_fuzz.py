@@ -43,6 +43,8 @@ CAPPED_TOKENS = 4  # what a generated token budget the service would accept beco
 BUDGETS = ("max_tokens", "max_new_tokens", "max_completion_tokens")
 GENERATING = {"/v1/chat/completions", "/v1/completions"}
 OPEN = {"/health", "/v1/health_check", "/metrics"}  # no API key needed
+# How a stream ends when not [DONE]: a Responses stream's last event says it is the last.
+STREAM_ENDS = {"/v1/responses": b"}\n\n"}
 UNUSED = "http://127.0.0.1:9"  # the document does not depend on the model server
 CHECKS = [
     checks.not_a_server_error,
@@ -176,7 +178,9 @@ def fuzz(case: Case[Any], server: Server, key: str | None, max_model_len: int) -
     case.validate_response(response, checks=run, headers=headers)
     stream = response.headers.get("content-type", [""])[0].startswith("text/event-stream")
     if stream and not response.stream_cut_short:
-        assert response.content.endswith(b"data: [DONE]\n\n"), "a stream must end with [DONE]"
+        assert response.content.endswith(STREAM_ENDS.get(path, b"data: [DONE]\n\n")), (
+            "a stream must end with its form's last event"
+        )
     if key is None and path not in OPEN and case.method.upper() == case.operation.method.upper():
         assert response.status_code == 401, response.text
         assert response.json()["error"]["code"] == "invalid_api_key"

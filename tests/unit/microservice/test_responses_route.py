@@ -59,8 +59,7 @@ async def test_a_response_and_its_stream_pass_through_with_usage() -> None:
         "event: response.created",
         "event: response.output_text.delta",
         "event: response.completed",
-        "data: [DONE]",
-    ]
+    ]  # its last event ends it: no [DONE], as from OpenAI and vLLM
     last = json.loads(blocks[2].split("\n")[1].removeprefix("data: "))
     assert last["response"]["usage"] == USAGE
     assert generated(metrics) == 6.0  # both answers' output tokens
