@@ -39,6 +39,13 @@ class PassThrough:
         return b"data: " + chunk + b"\n\n"
 
 
+def passed_through(form: BaseModel, served_name: str, ids: RequestIds, path: str) -> ModelCall:
+    """vLLM's call for a form it gets as the client sent it, but for the served ``model``."""
+    body = form.model_dump(exclude_unset=True)
+    body["model"] = served_name
+    return ModelCall(body, ids.request_id, ids.session_id, path)
+
+
 def _not_empty(value: TextOrTokens) -> TextOrTokens:
     if isinstance(value, list) and (not value or any(v == [] for v in value)):
         raise ValueError("must not be empty")
@@ -151,9 +158,7 @@ class EmbeddingRequest(BaseModel):
     def to_model_server(
         self, served_name: str, ids: RequestIds, *, max_model_len: int | None, may_stream: bool
     ) -> ModelCall:
-        body = self.model_dump(exclude_unset=True)
-        body["model"] = served_name
-        return ModelCall(body, ids.request_id, ids.session_id, paths.EMBEDDINGS)
+        return passed_through(self, served_name, ids, paths.EMBEDDINGS)
 
     def answer_shape(self) -> PassThrough:
         return PassThrough("embeddings")

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from microservice import paths
 from microservice.forms.budget import refuse_over_context
+from microservice.forms.openai import passed_through
 from microservice.upstream.model_call import Completion, ModelCall, RequestIds
 
 
@@ -62,9 +63,7 @@ class ResponsesRequest(BaseModel):
     def to_model_server(
         self, served_name: str, ids: RequestIds, *, max_model_len: int | None, may_stream: bool
     ) -> ModelCall:
-        body: dict[str, Any] = self.model_dump(exclude_unset=True)
-        body["model"] = served_name
-        return ModelCall(body, ids.request_id, ids.session_id, paths.RESPONSES)
+        return passed_through(self, served_name, ids, paths.RESPONSES)
 
     def answer_shape(self) -> ResponsesAnswer:
         return ResponsesAnswer()

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from microservice import paths
 from microservice.errors import RequestInvalid
-from microservice.forms.openai import PassThrough
+from microservice.forms.openai import PassThrough, passed_through
 from microservice.upstream.model_call import ModelCall, RequestIds
 
 # One text to score: a string, or vLLM's multimodal content ({"content": [parts]}).
@@ -51,11 +51,6 @@ class _Scoring(BaseModel):
     def check_tokens(self, max_model_len: int | None) -> None:
         """Nothing is generated; vLLM refuses a pair over the context itself, naming it."""
 
-    def _call(self, served_name: str, ids: RequestIds, path: str) -> ModelCall:
-        body = self.model_dump(exclude_unset=True)
-        body["model"] = served_name
-        return ModelCall(body, ids.request_id, ids.session_id, path)
-
 
 class RerankRequest(_Scoring):
     query: ScoreText
@@ -72,7 +67,7 @@ class RerankRequest(_Scoring):
     def to_model_server(
         self, served_name: str, ids: RequestIds, *, max_model_len: int | None, may_stream: bool
     ) -> ModelCall:
-        return self._call(served_name, ids, paths.RERANK)
+        return passed_through(self, served_name, ids, paths.RERANK)
 
     def answer_shape(self) -> PassThrough:
         return PassThrough("rerank")
@@ -89,7 +84,7 @@ class ScoreRequest(_Scoring):
     def to_model_server(
         self, served_name: str, ids: RequestIds, *, max_model_len: int | None, may_stream: bool
     ) -> ModelCall:
-        return self._call(served_name, ids, paths.SCORE)
+        return passed_through(self, served_name, ids, paths.SCORE)
 
     def answer_shape(self) -> PassThrough:
         return PassThrough("score")
@@ -124,13 +119,6 @@ def check_score_texts(body: dict[str, Any]) -> None:
 
 
 def scored_pairs(body: dict[str, Any]) -> list[tuple[ScoreText, ScoreText]]:
-    """The pairs a rerank or score body asks vLLM to score (none for a body that makes none)."""
-    if "query" in body and "documents" in body:
-        return pairs(body["query"], body["documents"])
-    fields = score_pair_fields(body)
-    if fields is None:
-        return []
-    first, second = (as_list(body[name]) for name in fields)
-    if len(first) not in (1, len(second)):
-        return []
-    return pairs(first, second)
+    """The pairs a rerank or a (checked) score body asks vLLM to score."""
+    fields = ("query", "documents") if "query" in body else score_pair_fields(body)
+    return [] if fields is None else pairs(body[fields[0]], body[fields[1]])

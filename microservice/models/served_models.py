@@ -7,6 +7,7 @@ requests that leave it out go to the catalog's default model.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 from microservice import paths
@@ -58,6 +59,17 @@ ROUTES_OF: dict[str, str] = {
 }
 
 
+def adapter_of(base: ServedModel, spec: ModelSpec) -> ServedModel:
+    """A LoRA adapter of ``base``, served by its replicas."""
+    return replace(base, spec=spec, adapter=Adapter(spec.served_model_name, spec.path))
+
+
+def _discovered(base: ServedModel, name: str) -> ServedModel:
+    """An adapter ``base``'s replicas hold that the models file does not name: served as if it
+    did, without a path to load it elsewhere."""
+    return adapter_of(base, ModelSpec(name=name, kind="adapter", base=base.name))
+
+
 class ServedModels:
     def __init__(
         self,
@@ -69,7 +81,7 @@ class ServedModels:
         metrics: RoutingMetrics,
         tracing: Tracing,
     ) -> None:
-        self._models: dict[str, ServedModel] = {}
+        bases: dict[str, ServedModel] = {}
         for spec in catalog.models:
             if spec.kind == "adapter":
                 continue
@@ -77,15 +89,16 @@ class ServedModels:
             pool = ReplicaPool(settings, client, Discovery(spec.endpoints, resolver), info, metrics)
             dispatcher = Dispatcher(pool, connector, client, settings, metrics, tracing)
             health = HealthChecker(pool, info, settings.llm_health_cache_s)
-            self._models[spec.name] = ServedModel(spec, info, pool, dispatcher, health)
-        self._bases = list(self._models.values())
+            bases[spec.name] = ServedModel(spec, info, pool, dispatcher, health)
+        self._bases = list(bases.values())
+        self._models: dict[str, ServedModel] = {}
         for spec in catalog.models:
             if spec.kind == "adapter":
-                base = self._models[spec.base]
-                base.info.follows_adapters = True
-                adapter = Adapter(spec.served_model_name, spec.path)
-                self._models[spec.name] = replace(base, spec=spec, adapter=adapter)
-        self._models = {spec.name: self._models[spec.name] for spec in catalog.models}
+                base = bases[spec.base]
+                base.info.follows_adapters = True  # its checks follow the adapters held
+                self._models[spec.name] = adapter_of(base, spec)
+            else:
+                self._models[spec.name] = bases[spec.name]
         self.default = self._models[catalog.default]
         # A request that names no model: the default, or the first model of the route's kind.
         self._defaults = {m.spec.kind: m for m in reversed(self._models.values())}
@@ -98,24 +111,23 @@ class ServedModels:
     def listed(self) -> list[ServedModel]:
         """Every model a request may name: the catalog's, and the adapters the replicas of its
         chat models hold that it does not name."""
-        found = {
-            name: served
-            for base in self._bases
-            if base.spec.kind == "chat"
-            for replica in base.pool.replicas
-            for name in sorted(replica.adapters)
-            if name not in self._models and (served := self._discovered(name)) is not None
-        }
+        found: dict[str, ServedModel] = {}
+        for name, base in self._held_adapters():
+            found.setdefault(name, _discovered(base, name))
         return [*self._models.values(), *found.values()]
 
-    def _discovered(self, name: str) -> ServedModel | None:
-        """An adapter that a chat model's replicas hold (VLLM_LORA_MODULES) but the models file
-        does not name: served as if it did, without a path to load it elsewhere."""
+    def _held_adapters(self) -> Iterator[tuple[str, ServedModel]]:
+        """(name, chat model) of each adapter a chat model's replica holds (VLLM_LORA_MODULES)
+        that the models file does not name."""
         for base in self._bases:
-            if base.spec.kind == "chat" and any(name in r.adapters for r in base.pool.replicas):
-                spec = ModelSpec(name=name, kind="adapter", base=base.name, served_model_name=name)
-                return replace(base, spec=spec, adapter=Adapter(name))
-        return None
+            if base.spec.kind == "chat":
+                for replica in base.pool.replicas:
+                    for name in sorted(replica.adapters - self._models.keys()):
+                        yield name, base
+
+    def _holder(self, name: str) -> ServedModel | None:
+        """The chat model whose replicas hold the adapter ``name`` the file does not name."""
+        return next((base for held, base in self._held_adapters() if held == name), None)
 
     def get(self, name: object, kind: ModelKind) -> ServedModel:
         """The model a request names (the default when it names none), checked for the
@@ -124,8 +136,8 @@ class ServedModels:
             served = self._defaults.get(kind, self.default)
         elif isinstance(name, str) and name in self._models:
             served = self._models[name]
-        elif isinstance(name, str) and (found := self._discovered(name)) is not None:
-            served = found
+        elif isinstance(name, str) and (base := self._holder(name)) is not None:
+            served = _discovered(base, name)
         else:
             raise ModelNotFound(
                 f"The model `{name}` does not exist; served: {', '.join(self._models)}",
