@@ -16,7 +16,6 @@ Usage: ``python -m harness.tiny_vlm OUT_DIR``
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -78,11 +77,7 @@ def build_processor(out_dir: Path) -> tuple[int, int]:
         chat_template=CHAT_TEMPLATE,
     )
     processor.save_pretrained(str(out_dir))
-    # Older transformers keep the template only in tokenizer_config.json; make sure it is there.
-    config_path = out_dir / "tokenizer_config.json"
-    config = json.loads(config_path.read_text())
-    config["chat_template"] = CHAT_TEMPLATE
-    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    tiny_model.keep_chat_template(out_dir, CHAT_TEMPLATE)
     image_token_id = tokenizer.convert_tokens_to_ids(IMAGE_TOKEN)
     assert isinstance(image_token_id, int)
     return len(tokenizer), image_token_id
@@ -91,27 +86,10 @@ def build_processor(out_dir: Path) -> tuple[int, int]:
 def build_model(out_dir: Path, vocab_size: int, image_token_id: int) -> None:
     """A seeded random-weight Idefics3ForConditionalGeneration saved as safetensors."""
     import torch
-    from transformers import (
-        Idefics3Config,
-        Idefics3ForConditionalGeneration,
-        Idefics3VisionConfig,
-        LlamaConfig,
-    )
+    from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3VisionConfig
 
     torch.manual_seed(tiny_model.SEED)
-    text = LlamaConfig(
-        vocab_size=vocab_size,
-        hidden_size=tiny_model.TINY.hidden_size,
-        intermediate_size=tiny_model.TINY.intermediate_size,
-        num_hidden_layers=tiny_model.TINY.num_layers,
-        num_attention_heads=tiny_model.TINY.num_heads,
-        num_key_value_heads=tiny_model.TINY.num_heads,
-        max_position_embeddings=tiny_model.MAX_POSITIONS,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=3,
-        tie_word_embeddings=False,
-    )
+    text = tiny_model.llama_config(vocab_size)
     vision = Idefics3VisionConfig(
         hidden_size=VISION_HIDDEN,
         intermediate_size=2 * VISION_HIDDEN,

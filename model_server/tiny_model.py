@@ -16,6 +16,10 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import LlamaConfig
 
 # vLLM's CPU attention kernels require a head size of at least 32.
 VOCAB_SIZE = 512
@@ -90,20 +94,23 @@ def build_tokenizer(out_dir: Path) -> None:
     )
     fast.chat_template = CHAT_TEMPLATE
     fast.save_pretrained(str(out_dir))
-    # Older transformers keep the template only in tokenizer_config.json; make sure it is there.
+    keep_chat_template(out_dir, CHAT_TEMPLATE)
+
+
+def keep_chat_template(out_dir: Path, template: str) -> None:
+    """Older transformers keep the template only in tokenizer_config.json; make sure it is
+    there too."""
     config_path = out_dir / "tokenizer_config.json"
     config = json.loads(config_path.read_text())
-    config["chat_template"] = CHAT_TEMPLATE
+    config["chat_template"] = template
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def build_model(out_dir: Path, vocab_size: int, dims: Dimensions = TINY) -> None:
-    """Create a seeded random-weight LlamaForCausalLM and save it as safetensors."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+def llama_config(vocab_size: int, dims: Dimensions = TINY) -> LlamaConfig:
+    """The tiny Llama's configuration (also the text model of the tests' vision model)."""
+    from transformers import LlamaConfig
 
-    torch.manual_seed(SEED)
-    config = LlamaConfig(
+    return LlamaConfig(
         vocab_size=vocab_size,
         hidden_size=dims.hidden_size,
         intermediate_size=dims.intermediate_size,
@@ -116,6 +123,15 @@ def build_model(out_dir: Path, vocab_size: int, dims: Dimensions = TINY) -> None
         pad_token_id=3,
         tie_word_embeddings=False,
     )
+
+
+def build_model(out_dir: Path, vocab_size: int, dims: Dimensions = TINY) -> None:
+    """Create a seeded random-weight LlamaForCausalLM and save it as safetensors."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(SEED)
+    config = llama_config(vocab_size, dims)
     model = LlamaForCausalLM(config)  # type: ignore[no-untyped-call]
     model.save_pretrained(str(out_dir), safe_serialization=True)
 

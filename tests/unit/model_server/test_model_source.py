@@ -194,6 +194,19 @@ def launcher_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return {**env, "LLM_DEVICE": "cpu", "HF_HOME": str(tmp_path), **extra}
 
 
+def run_launcher(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python -m model_server ARGS`` with only ``env`` of the stack's variables set."""
+    return subprocess.run(
+        [sys.executable, "-m", "model_server", *args],
+        env=launcher_env(tmp_path, **env),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 @pytest.mark.parametrize(
     ("model", "extra"),
     [
@@ -204,15 +217,7 @@ def launcher_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 def test_the_launcher_stops_with_one_line_and_exit_2(
     tmp_path: Path, model: str, extra: dict[str, str]
 ) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "model_server"],
-        env=launcher_env(tmp_path, LLM_VLLM_MODEL_NAME=model, **extra),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_launcher(tmp_path, LLM_VLLM_MODEL_NAME=model, **extra)
     assert result.returncode == 2
     assert result.stdout == ""
     lines = result.stderr.splitlines()
@@ -222,14 +227,8 @@ def test_the_launcher_stops_with_one_line_and_exit_2(
 
 
 def test_dry_run_looks_nothing_up(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "model_server", "--dry-run"],
-        env=launcher_env(tmp_path, LLM_VLLM_MODEL_NAME=HUB_ID, HF_ENDPOINT=closed_endpoint()),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = run_launcher(
+        tmp_path, "--dry-run", LLM_VLLM_MODEL_NAME=HUB_ID, HF_ENDPOINT=closed_endpoint()
     )
     assert result.returncode == 0, result.stderr
     assert f"--model {HUB_ID}" in result.stdout
@@ -254,16 +253,8 @@ def test_the_launcher_stops_on_a_missing_adapter_folder_before_vllm(tmp_path: Pa
     model = tmp_path / "model"
     model.mkdir()
     (model / "config.json").write_text("{}")
-    result = subprocess.run(
-        [sys.executable, "-m", "model_server"],
-        env=launcher_env(
-            tmp_path, LLM_VLLM_MODEL_NAME=str(model), VLLM_LORA_MODULES=f"sql={tmp_path}/sql"
-        ),
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    result = run_launcher(
+        tmp_path, LLM_VLLM_MODEL_NAME=str(model), VLLM_LORA_MODULES=f"sql={tmp_path}/sql"
     )
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
