@@ -22,7 +22,11 @@ CHAT = {
     "max_tokens": 24,
     "ignore_eos": True,
 }
-FLOODERS = 40  # requests the flooding key keeps in flight, against one slot
+FLOODERS = 64  # requests the flooding key keeps in flight, against one slot
+# The steady key asks every STEADY_EVERY_S, or when its last answer came if that is later: it
+# then stays within its fair share (half the slots) however slow the shared host makes the
+# replica. A pace fixed in time alone asks more than its share on a loaded host, and the steady
+# key then rightly waits behind its own requests.
 STEADY_EVERY_S = 0.15
 STEADY_ASKS = 36
 
@@ -52,7 +56,8 @@ async def room_holds(base_url: str, key: str, at_least: int) -> None:
 
 
 async def flood_and_steady(base_url: str, flood_name: str) -> None:
-    """The flooding key (its own process) beside the steady key; every answer 200."""
+    """The flooding key (its own process) beside the steady key; every answer 200 but those the
+    flood hangs up on when it is stopped."""
     flood = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "tests.integration.microservice.flood_client",
         base_url, f"{flood_name}-key-0001", str(FLOODERS), stdout=asyncio.subprocess.DEVNULL,
@@ -67,22 +72,22 @@ async def flood_and_steady(base_url: str, flood_name: str) -> None:
     try:
         await room_holds(base_url, flood_name, FLOODERS // 2)
         async with httpx.AsyncClient(base_url=base_url, timeout=120) as client:
-            asks = []
             for _ in range(STEADY_ASKS):
-                asks.append(asyncio.create_task(one(client)))
-                await asyncio.sleep(STEADY_EVERY_S)
-            await asyncio.gather(*asks)
+                await asyncio.gather(one(client), asyncio.sleep(STEADY_EVERY_S))
     finally:
         flood.terminate()
     assert await flood.wait() == 0
 
 
 def latencies(audit: Path, seen: int) -> tuple[dict[str, list[float]], int]:
-    """Seconds per key from the audit lines after the first ``seen`` (all of them 200)."""
+    """Seconds per key of the answers after the first ``seen`` audit lines: every one 200, but
+    for a flood's requests under way when its client hung up (499)."""
     lines = audit.read_text().splitlines()
     by_key: dict[str, list[float]] = {}
     for line in lines[seen:]:
         record = json.loads(line)
+        if record["key"] != "steady" and record["status"] == 499:
+            continue
         assert record["status"] == 200, record
         by_key.setdefault(record["key"], []).append(record["latency_ms"] / 1000)
     return by_key, len(lines)
