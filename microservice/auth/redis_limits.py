@@ -22,6 +22,7 @@ host:port is ever logged, shown in ``state()`` or put in an exception.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -53,8 +54,11 @@ if TYPE_CHECKING:
 PREFIX = "llm-usvc:rl:"
 # A burst queues for a few connections rather than opening one each: hundreds of connects at
 # once overrun the timeout, and each call that times out is counted in the process instead.
-# Eight answer about 500 concurrent admits within the 0.25 s timeout on the test machine.
 MAX_CONNECTIONS = 8
+# The wait for one of them is congestion here, not Redis failing: it is bounded apart from
+# Redis's own timeout, generously (hundreds of admits at once on two loaded cores take about a
+# second), and a call that reaches Redis after an outage began goes to the fallback at once.
+QUEUE_WAIT_S = 3.0
 
 
 def redis_address(url: str) -> str:
@@ -90,6 +94,7 @@ class RedisLimiter:
         clock: Callable[[], float] = time.time,
         backoff_s: float = 5.0,
         timeout_s: float = 0.25,
+        queue_wait_s: float = QUEUE_WAIT_S,
         prefix: str = PREFIX,
     ) -> None:
         self._where = redis_address(url)
@@ -102,7 +107,7 @@ class RedisLimiter:
             pool = aioredis.BlockingConnectionPool.from_url(
                 url,
                 max_connections=MAX_CONNECTIONS,
-                timeout=timeout_s,  # the wait for a free connection
+                timeout=queue_wait_s,  # never waited on: ``_connections`` admits one a connection
                 socket_timeout=timeout_s,
                 socket_connect_timeout=timeout_s,
                 # One reconnect: a pooled connection is stale after Redis restarts.
@@ -111,6 +116,8 @@ class RedisLimiter:
             self._client = aioredis.Redis(connection_pool=pool)
         except ValueError:
             raise ValueError(f"the Redis URL for {self._where} is not valid") from None
+        self._connections = asyncio.Semaphore(MAX_CONNECTIONS)
+        self._queue_wait_s = queue_wait_s
         self._admit = self._client.register_script(ADMIT_LUA)
         self._settle = self._client.register_script(SETTLE_LUA)
         self._prefix = prefix
@@ -168,13 +175,30 @@ class RedisLimiter:
             return None
         probe = self._outage is not None
         try:
+            return await self._queued(script, keys, args, probe=probe)
+        finally:
+            if probe:
+                self._probing = False
+
+    async def _queued(
+        self, script: AsyncScript, keys: list[str], args: list[int], *, probe: bool
+    ) -> Any:
+        """The call once a connection is free; None if an outage began while it waited."""
+        try:
+            async with asyncio.timeout(self._queue_wait_s):
+                await self._connections.acquire()
+        except TimeoutError:
+            self._failed(TimeoutError(f"no answer within {self._queue_wait_s:g} s of queueing"))
+            return None
+        try:
+            if self._outage is not None and not probe:
+                return None
             reply = await script(keys=keys, args=args)
         except (RedisError, OSError) as error:
             self._failed(error)
             return None
         finally:
-            if probe:
-                self._probing = False
+            self._connections.release()
         self._answered()
         return reply
 

@@ -6,6 +6,7 @@ back."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -147,6 +148,17 @@ async def test_a_restart_between_calls_is_not_an_outage(
     assert a.state()["backend"] == "redis"
 
 
+@contextlib.contextmanager
+def hung(server: RedisServer) -> Iterator[None]:
+    """Redis stopped (SIGSTOP): it keeps its sockets open and answers nothing."""
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+
+
 async def test_a_hung_redis_times_out_quickly(
     pair: tuple[RedisLimiter, RedisLimiter], server: RedisServer
 ) -> None:
@@ -154,18 +166,31 @@ async def test_a_hung_redis_times_out_quickly(
     a, _ = pair
     key = fresh(rpm=5)
     assert (await a.admit(key, 0)).allowed
-    assert server.process is not None
-    os.kill(server.process.pid, signal.SIGSTOP)
-    try:
+    with hung(server):
         started = time.monotonic()
         assert (await a.admit(key, 0)).allowed
         assert time.monotonic() - started < 2
         assert "TimeoutError" in str(a.state()["reason"])
-    finally:
-        os.kill(server.process.pid, signal.SIGCONT)
     await asyncio.sleep(BACKOFF_S + 0.1)
     assert (await a.admit(key, 0)).allowed
     assert a.state()["backend"] == "redis"
+
+
+async def test_a_burst_on_a_hung_redis_waits_out_one_timeout_not_one_per_connection(
+    pair: tuple[RedisLimiter, RedisLimiter], server: RedisServer
+) -> None:
+    """Eighty admits share eight connections: those queued behind the first calls' timeouts go
+    to the fallback as soon as the outage is known, not each after a timeout of its own (ten
+    rounds of 0.5 s: a timeout and its one retry)."""
+    a, _ = pair
+    key = fresh(rpm=1000)
+    assert (await a.admit(key, 0)).allowed
+    with hung(server):
+        started = time.monotonic()
+        verdicts = await asyncio.gather(*(a.admit(key, 0) for _ in range(80)))
+        assert time.monotonic() - started < 2
+        assert all(v.allowed for v in verdicts)
+        assert a.state()["backend"] == "local"
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__)
