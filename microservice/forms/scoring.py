@@ -9,7 +9,7 @@ vLLM's answer comes back as it is.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -40,7 +40,12 @@ def pairs(first: ScoreTexts, second: ScoreTexts) -> list[tuple[ScoreText, ScoreT
 
 
 class _Scoring(BaseModel):
+    """A scoring body goes to vLLM's route of the same name as it came (``path``), and the
+    answer comes back as vLLM gave it (``shape``)."""
+
     model_config = ConfigDict(extra="allow")
+    path: ClassVar[str]
+    shape: ClassVar[str]
 
     model: str | None = None
 
@@ -51,8 +56,18 @@ class _Scoring(BaseModel):
     def check_tokens(self, max_model_len: int | None) -> None:
         """Nothing is generated; vLLM refuses a pair over the context itself, naming it."""
 
+    def to_model_server(
+        self, served_name: str, ids: RequestIds, *, max_model_len: int | None, may_stream: bool
+    ) -> ModelCall:
+        return passed_through(self, served_name, ids, self.path)
+
+    def answer_shape(self) -> PassThrough:
+        return PassThrough(self.shape)
+
 
 class RerankRequest(_Scoring):
+    path = paths.RERANK
+    shape = "rerank"
     query: ScoreText
     documents: ScoreTexts
     top_n: int = Field(0, ge=0, description="How many of the best documents to return; 0: all.")
@@ -64,30 +79,17 @@ class RerankRequest(_Scoring):
             raise ValueError("must not be empty")
         return value
 
-    def to_model_server(
-        self, served_name: str, ids: RequestIds, *, max_model_len: int | None, may_stream: bool
-    ) -> ModelCall:
-        return passed_through(self, served_name, ids, paths.RERANK)
-
-    def answer_shape(self) -> PassThrough:
-        return PassThrough("rerank")
-
 
 class ScoreRequest(_Scoring):
     """Two lists of texts: 1:N (one text against each of the others) or N:N (pairwise); named
     ``text_1``/``text_2``, ``queries`` with ``documents`` or ``items``, or ``data_1``/``data_2``,
     as vLLM reads them (``parse.score`` checks that one pair is whole)."""
 
+    path = paths.SCORE
+    shape = "score"
+
     text_1: ScoreTexts | None = None
     text_2: ScoreTexts | None = None
-
-    def to_model_server(
-        self, served_name: str, ids: RequestIds, *, max_model_len: int | None, may_stream: bool
-    ) -> ModelCall:
-        return passed_through(self, served_name, ids, paths.SCORE)
-
-    def answer_shape(self) -> PassThrough:
-        return PassThrough("score")
 
 
 def score_pair_fields(body: dict[str, Any]) -> tuple[str, str] | None:
